@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"
 	$(BIN)/pip install --quiet "$(TORCH_PIN)" -e ".[test,baselines]"
+	command -v dciodvfy >/dev/null || { apt-get update -qq && apt-get install -y -qq dicom3tools >/dev/null; } || echo "dicom3tools could not be installed: the dciodvfy test will skip"
 	touch $(STAMP)
 
 setup: $(STAMP)
