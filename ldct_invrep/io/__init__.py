@@ -1,0 +1,65 @@
+"""Input/output: DICOM CT series (read to HU, write derived series), NIfTI volumes, atomic outputs.
+
+``LIRDicomReader`` (the MONAI ``ImageReader``) is imported lazily so that ``import ldct_invrep.io`` does
+not import MONAI.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ldct_invrep.io.atomic import atomic_output_dir, atomic_output_file, check_output_location
+from ldct_invrep.io.dicom import (
+    DerivedSeriesPaths,
+    DerivedSeriesWriter,
+    DicomSeries,
+    FolderScan,
+    SeriesInfo,
+    find_series,
+    geometry_affine,
+    hu_to_stored,
+    iter_series_slices,
+    read_all_series,
+    read_series,
+    scan_all_series,
+    scan_folder,
+    scan_series,
+    write_derived_series,
+)
+from ldct_invrep.io.nifti import NiftiVolume, read_nifti, write_nifti
+
+if TYPE_CHECKING:
+    from ldct_invrep.io.reader import LIRDicomReader
+
+__all__ = [
+    "DerivedSeriesPaths",
+    "DerivedSeriesWriter",
+    "DicomSeries",
+    "FolderScan",
+    "LIRDicomReader",
+    "NiftiVolume",
+    "SeriesInfo",
+    "atomic_output_dir",
+    "atomic_output_file",
+    "check_output_location",
+    "find_series",
+    "geometry_affine",
+    "hu_to_stored",
+    "iter_series_slices",
+    "read_all_series",
+    "read_nifti",
+    "read_series",
+    "scan_all_series",
+    "scan_folder",
+    "scan_series",
+    "write_derived_series",
+    "write_nifti",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LIRDicomReader":
+        from ldct_invrep.io.reader import LIRDicomReader
+
+        return LIRDicomReader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,118 @@
+"""`LIRDicomReader`: our DICOM series reading as a MONAI ``ImageReader`` for ``LoadImage``/``LoadImaged``.
+
+MONAI's ``PydicomReader``/``ITKReader`` also read series folders; this reader exists so that MONAI
+pipelines get exactly the checks and decisions of :func:`ldct_invrep.io.dicom.scan_series` (CT only,
+sort along the slice normal, several series refused, pylibjpeg decoding, rescale rules, one-line
+:class:`~ldct_invrep.errors.InputError`). The output follows MONAI's ITKReader convention: array axes
+(col, row, slice) i.e. (x, y, z) unless ``reverse_indexing``, affine from those indices to RAS mm
+(LPS with ``affine_lps_to_ras=False``), no channel axis.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from monai.data import ImageReader
+from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
+
+from ldct_invrep.io.dicom import DicomSeries, read_series, scan_folder
+
+__all__ = ["LIRDicomReader"]
+
+
+class LIRDicomReader(ImageReader):
+    """Read a CT series (folder or single file) to HU for ``LoadImage(reader=LIRDicomReader())``.
+
+    Args:
+        series_uid, recursive, force, allow_single_slice: passed to :func:`~ldct_invrep.io.dicom.read_series`.
+        affine_lps_to_ras: RAS affine (MONAI's default for ITK/pydicom readers) rather than DICOM's LPS.
+        reverse_indexing: array in (slice, row, col) numpy order instead of MONAI's (x, y, z).
+    """
+
+    def __init__(
+        self,
+        series_uid: str | None = None,
+        recursive: bool = False,
+        force: bool = False,
+        allow_single_slice: bool = True,
+        affine_lps_to_ras: bool = True,
+        reverse_indexing: bool = False,
+    ) -> None:
+        super().__init__()
+        self.series_uid = series_uid
+        self.recursive = recursive
+        self.force = force
+        self.allow_single_slice = allow_single_slice
+        self.affine_lps_to_ras = affine_lps_to_ras
+        self.reverse_indexing = reverse_indexing
+
+    def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
+        """True for folders holding DICOM images and for DICOM files (by content: names often have no suffix)."""
+        for name in ensure_tuple(filename):
+            path = Path(name)
+            if not path.exists():
+                return False
+            try:
+                if not scan_folder(path).series:
+                    return False
+            except Exception:
+                return False
+        return True
+
+    def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs) -> DicomSeries | list[DicomSeries]:
+        """One :class:`DicomSeries` per path (several paths are stacked as channels by :meth:`get_data`)."""
+        options = dict(
+            series_uid=self.series_uid,
+            recursive=self.recursive,
+            force=self.force,
+            allow_single_slice=self.allow_single_slice,
+        )
+        options.update(kwargs)
+        series = [read_series(name, **options) for name in ensure_tuple(data)]
+        return series if len(series) > 1 else series[0]
+
+    def _meta(self, series: DicomSeries) -> dict:
+        first = series.datasets[0]
+        affine = series.affine(ras=self.affine_lps_to_ras)
+        spacing_xyz = np.array(series.spacing[::-1], dtype=float)
+        shape_xyz = np.array(series.hu.shape[::-1])
+        if self.reverse_indexing:  # index (slice, row, col): permute the affine's columns accordingly
+            perm = np.eye(4)[:, [2, 1, 0, 3]]
+            affine = affine @ perm
+            spacing_xyz, shape_xyz = spacing_xyz[::-1].copy(), shape_xyz[::-1].copy()
+        return {
+            MetaKeys.ORIGINAL_AFFINE: affine,
+            MetaKeys.AFFINE: affine.copy(),
+            MetaKeys.SPATIAL_SHAPE: shape_xyz,
+            MetaKeys.SPACE: SpaceKeys.RAS if self.affine_lps_to_ras else SpaceKeys.LPS,
+            MetaKeys.ORIGINAL_CHANNEL_DIM: "no_channel",
+            "spacing": spacing_xyz,
+            "series_uid": series.series_uid,
+            "SeriesInstanceUID": series.series_uid,
+            "StudyInstanceUID": str(first.get("StudyInstanceUID", "") or ""),
+            "SeriesDescription": series.description,
+            "Modality": str(first.get("Modality", "") or ""),
+            "n_slices": len(series.paths),
+            "reader": type(self).__name__,
+        }
+
+    def get_data(self, img: DicomSeries | Sequence[DicomSeries]) -> tuple[np.ndarray, dict]:
+        """(array, meta): float32 HU, (x, y, z) or (slice, row, col); several series -> channel-first stack."""
+        series_list = list(img) if isinstance(img, (list, tuple)) else [img]
+        arrays, metas = [], []
+        for series in series_list:
+            arrays.append(series.hu if self.reverse_indexing else series.hu.transpose(2, 1, 0))
+            metas.append(self._meta(series))
+        meta = metas[0]
+        if len(arrays) == 1:
+            return arrays[0], meta
+        for other in metas[1:]:
+            if not np.array_equal(other[MetaKeys.SPATIAL_SHAPE], meta[MetaKeys.SPATIAL_SHAPE]) or not np.allclose(
+                other[MetaKeys.AFFINE], meta[MetaKeys.AFFINE], atol=1e-4
+            ):
+                raise ValueError("series stacked as channels must share shape and affine")
+        meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = 0
+        return np.stack(arrays, axis=0), meta
