@@ -1,0 +1,318 @@
+"""Offline training cache for the shipped CT model: normal-dose volumes -> unpaired noisy/clean slices.
+
+The paper's protocol (section 4.2-4.3) applied to normal-dose CT: the axial slices of each volume are split
+by a seeded rule into three disjoint sets,
+
+* **test**: a contiguous block of ``hold_out`` of the slices (seeded position), kept as *pairs*
+  (simulated low dose, original) for evaluation; ``gap`` slices on each side of the block are dropped so no
+  training slice is a direct neighbour of a test slice;
+* **train noisy (X)** and **train clean (Y)**: the remaining slices divided into two halves with
+  ``split_unpaired``; X slices get simulated low dose (``simulate_low_dose``, projection-domain noise
+  insertion), Y slices stay as they are. No slice is in both X and Y.
+
+Low-dose simulation is slow (seconds per 512x512 slice), so it runs once, here, not in the training loop.
+Slices with almost no body (fraction of pixels above -900 HU below ``min_body_fraction``) are skipped.
+Everything is stored in HU (float32) in one ``.npz`` (one array per source and set, since sources differ in
+size) with a JSON manifest next to it (sources, slice indices per set, counts, seed, dose fraction).
+``load_ct_training_cache`` reads it back as lists of slices, in network range by default.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ldct_invrep import __version__
+from ldct_invrep.data.datasets import AIR_THRESHOLD_HU, split_unpaired
+from ldct_invrep.data.image_sets import sha256_file
+from ldct_invrep.errors import InputError
+
+HU_RANGE = (-1024.0, 3072.0)
+CACHE_FORMAT = 1
+SETS = ("train_noisy", "train_clean", "test_noisy", "test_clean")
+Simulator = Callable[..., np.ndarray]
+
+
+@dataclass
+class CTVolume:
+    """One normal-dose volume as axial slices: HU (slice, row, col) in display orientation, pixel spacing (row, col)."""
+
+    name: str
+    hu: np.ndarray
+    pixel_spacing: tuple[float, float]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def hu_to_net_array(hu: np.ndarray) -> np.ndarray:
+    """HU clipped to [-1024, 3072] and mapped linearly to [-1, 1] (float32).
+
+    The contracts.md mapping, same as ``ldct_invrep.transforms.windowing.hu_to_net`` for numpy input.
+    """
+    lo, hi = HU_RANGE
+    return ((np.clip(np.asarray(hu, dtype=np.float32), lo, hi) - lo) / (hi - lo) * 2.0 - 1.0).astype(np.float32)
+
+
+def nifti_axial_slices(hu_kji: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """Axial slices of a NIfTI volume in DICOM display orientation, and their (row, col) spacing.
+
+    ``hu_kji`` is ``ldct_invrep.io.read_nifti``'s (k, j, i) array of the file's voxel axes, ``affine`` maps
+    (i, j, k) to RAS mm. The volume is reoriented to LPS voxel axes (whatever the file's orientation, e.g.
+    RAS or a sagittal acquisition), so each returned slice has rows running anterior -> posterior and
+    columns patient right -> left (the patient's right on the viewer's left, as DICOM axial images), and
+    slices run inferior -> superior.
+    """
+    import nibabel as nib
+
+    data_ijk = hu_kji.transpose(2, 1, 0)
+    source = nib.orientations.io_orientation(np.asarray(affine))
+    transform = nib.orientations.ornt_transform(source, nib.orientations.axcodes2ornt(("L", "P", "S")))
+    lps = nib.orientations.apply_orientation(data_ijk, transform)
+    zooms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+    out_zooms = np.empty(3)
+    for axis, (target, _) in enumerate(transform):
+        out_zooms[int(target)] = zooms[axis]
+    return np.ascontiguousarray(lps.transpose(2, 1, 0), dtype=np.float32), (float(out_zooms[1]), float(out_zooms[0]))
+
+
+def read_ct_volumes(source: str | Path) -> list[CTVolume]:
+    """Normal-dose volumes of ``source``: a NIfTI file, a DICOM file, or a folder of DICOM series (each series).
+
+    Reading goes through ``ldct_invrep.io``. DICOM series must be axial (slice normal within ~37 degrees of
+    the patient z axis); NIfTI volumes are reoriented to axial slices (``nifti_axial_slices``).
+    """
+    from ldct_invrep.io import read_all_series, read_nifti
+
+    source = Path(source)
+    if source.is_file() and source.name.lower().endswith((".nii", ".nii.gz")):
+        vol = read_nifti(source)
+        hu, spacing = nifti_axial_slices(vol.hu, vol.affine)
+        meta = {"kind": "nifti", "orientation": vol.orientation, "sha256": sha256_file(source)}
+        return [CTVolume(source.name, hu, spacing, meta)]
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder")
+    volumes = []
+    for series in read_all_series(source):
+        normal = np.asarray(series.direction)[:, 2]
+        if abs(float(normal[2])) < 0.8:
+            raise InputError(
+                f"{source}: series {series.series_uid} is not axial (slice normal {np.round(normal, 3).tolist()})"
+            )
+        name = source.name if len(volumes) == 0 else f"{source.name}#{len(volumes)}"
+        meta = {
+            "kind": "dicom",
+            "series_uid": series.series_uid,
+            "description": series.description,
+            "n_files": len(series.paths),
+        }
+        volumes.append(
+            CTVolume(name, series.hu.astype(np.float32), (float(series.spacing[1]), float(series.spacing[2])), meta)
+        )
+    return volumes
+
+
+def assign_slices(n: int, seed: int, hold_out: float = 0.1, gap: int = 1, key: int = 0) -> dict[str, list[int]]:
+    """Seeded assignment of slice indices ``0..n-1`` to "test", "train_noisy", "train_clean" (and "dropped").
+
+    Test is one contiguous block of ``round(hold_out * n)`` slices (at least 1 when ``hold_out > 0`` and
+    ``n >= 3``) at a seeded position; ``gap`` slices on each side are dropped; the rest is split with
+    ``split_unpaired``. ``key`` distinguishes volumes sharing a seed.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(key), 7]))
+    n_test = int(round(hold_out * n))
+    if hold_out > 0 and n >= 3:
+        n_test = max(n_test, 1)
+    n_test = min(n_test, max(n - 2, 0))
+    test: list[int] = []
+    dropped: list[int] = []
+    if n_test:
+        start = int(rng.integers(0, n - n_test + 1))
+        test = list(range(start, start + n_test))
+        dropped = [i for i in range(start - gap, start + n_test + gap) if 0 <= i < n and i not in test]
+    rest = [i for i in range(n) if i not in test and i not in dropped]
+    noisy, clean = split_unpaired(rest, seed=int(seed) * 1000003 + int(key))
+    return {"test": test, "train_noisy": noisy, "train_clean": clean, "dropped": dropped}
+
+
+def _default_simulator() -> Simulator:
+    from ldct_invrep.transforms.lowdose import simulate_low_dose
+
+    return simulate_low_dose
+
+
+def _slice_seed(seed: int, source_index: int, slice_index: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(source_index), int(slice_index)]).generate_state(1)[0])
+
+
+def build_ct_training_cache(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    dose_fraction: float = 0.25,
+    seed: int = 0,
+    hold_out: float = 0.1,
+    gap: int = 1,
+    min_body_fraction: float = 0.05,
+    simulator: Simulator | None = None,
+    simulator_kwargs: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Build the unpaired CT training cache ``out`` (``.npz``) and its manifest ``out`` with suffix ``.json``.
+
+    ``sources``: NIfTI files and/or DICOM series folders (or files) of *normal-dose* CT. ``dose_fraction``
+    (e.g. 0.25 = quarter dose) goes to ``simulator`` (default
+    ``ldct_invrep.transforms.lowdose.simulate_low_dose(hu, dose_fraction, pixel_spacing_mm, seed, **kwargs)``),
+    called once per train-noisy and test slice with a seed derived from ``(seed, source, slice)``.
+    Returns the manifest dict. Never use the Mayo data here: the shipped model must not train on it.
+    """
+    out = Path(out)
+    if not out.name.endswith(".npz"):
+        raise InputError(f"{out}: the cache file name must end with .npz")
+    if not sources:
+        raise InputError(f"{out}: no sources given")
+    if not 0.0 < dose_fraction <= 1.0:
+        raise InputError(f"dose_fraction {dose_fraction}: must be in (0, 1]")
+    simulate = simulator or _default_simulator()
+    kwargs = dict(simulator_kwargs or {})
+    say = progress or (lambda msg: None)
+    arrays: dict[str, np.ndarray] = {}
+    source_entries: list[dict[str, Any]] = []
+    totals = dict.fromkeys(SETS, 0)
+    for vi, (vol, src) in enumerate(_iter_volumes(sources)):
+        hu = np.clip(vol.hu, *HU_RANGE).astype(np.float32)
+        body = (hu > AIR_THRESHOLD_HU).mean(axis=(1, 2))
+        usable = [int(i) for i in np.flatnonzero(body >= min_body_fraction)]
+        if not usable:
+            say(f"{vol.name}: no slice with body, skipped")
+            continue
+        sets = assign_slices(len(usable), seed, hold_out, gap, key=vi)
+        idx = {k: [usable[i] for i in v] for k, v in sets.items()}
+        spacing_mm = float(np.mean(vol.pixel_spacing))
+
+        sim_args = (simulate, dose_fraction, spacing_mm, (seed, vi), kwargs, say, vol.name)
+        arrays[f"train_noisy_{vi:03d}"] = _simulate_slices(hu, idx["train_noisy"], *sim_args)
+        arrays[f"train_clean_{vi:03d}"] = hu[idx["train_clean"]]
+        arrays[f"test_noisy_{vi:03d}"] = _simulate_slices(hu, idx["test"], *sim_args)
+        arrays[f"test_clean_{vi:03d}"] = hu[idx["test"]]
+        for k in SETS:
+            totals[k] += int(arrays[f"{k}_{vi:03d}"].shape[0])
+        source_entries.append(
+            {
+                "index": vi,
+                "source": str(src),
+                "name": vol.name,
+                **vol.meta,
+                "shape": list(vol.hu.shape),
+                "pixel_spacing_mm": list(vol.pixel_spacing),
+                "slices_used": len(usable),
+                "slices_skipped_no_body": int(vol.hu.shape[0] - len(usable)),
+                "slice_indices": {k: idx[k] for k in ("train_noisy", "train_clean", "test", "dropped")},
+            }
+        )
+    if not source_entries:
+        raise InputError(f"{out}: no usable slices in {', '.join(str(s) for s in sources)}")
+    _save_npz_atomic(out, arrays)
+    manifest = {
+        "format": CACHE_FORMAT,
+        "description": "Unpaired CT training cache (LIR section 4.2-4.3 protocol): train_noisy = simulated low dose of "
+        "one half of the training slices, train_clean = the other half as acquired, test = held-out pairs "
+        "(simulated low dose, original). Arrays in HU, clipped to [-1024, 3072].",
+        "cache_file": out.name,
+        "cache_sha256": sha256_file(out),
+        "units": "HU",
+        "hu_range": list(HU_RANGE),
+        "dose_fraction": dose_fraction,
+        "seed": seed,
+        "hold_out": hold_out,
+        "gap": gap,
+        "min_body_fraction": min_body_fraction,
+        "simulator": f"{getattr(simulate, '__module__', '?')}.{getattr(simulate, '__qualname__', repr(simulate))}",
+        "simulator_kwargs": kwargs,
+        "counts": totals,
+        "sources": source_entries,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "generated_by": f"ldct_invrep {__version__} (ldct_invrep.data.ct_cache.build_ct_training_cache)",
+    }
+    manifest_path = out.with_suffix(".json")
+    tmp = manifest_path.with_name(f".{manifest_path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, manifest_path)
+    return manifest
+
+
+def _simulate_slices(
+    hu: np.ndarray,
+    indices: list[int],
+    simulate: Simulator,
+    dose_fraction: float,
+    spacing_mm: float,
+    seed_key: tuple[int, int],
+    kwargs: dict[str, Any],
+    say: Callable[[str], None],
+    name: str,
+) -> np.ndarray:
+    """Simulated low dose of slices ``indices`` of ``hu``, one seed per (seed, volume, slice), clipped to HU_RANGE."""
+    out = np.empty((len(indices),) + hu.shape[1:], dtype=np.float32)
+    for j, k in enumerate(indices):
+        say(f"{name}: simulating slice {k} ({j + 1}/{len(indices)})")
+        sim = simulate(hu[k], dose_fraction, spacing_mm, _slice_seed(seed_key[0], seed_key[1], k), **kwargs)
+        out[j] = np.clip(np.asarray(sim, dtype=np.float32), *HU_RANGE)
+    return out
+
+
+def _iter_volumes(sources: Sequence[str | Path]) -> Iterator[tuple[CTVolume, str | Path]]:
+    """(volume, source) for every volume of every source, one source in memory at a time."""
+    for source in sources:
+        for volume in read_ct_volumes(source):
+            yield volume, source
+
+
+def _save_npz_atomic(out: Path, arrays: dict[str, np.ndarray]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.npz")  # created with the umask (mkstemp would give 0600)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class CTCache:
+    """A loaded cache: lists of 2D slices per set (HU or network range), and the manifest."""
+
+    train_noisy: list[np.ndarray]
+    train_clean: list[np.ndarray]
+    test_noisy: list[np.ndarray]
+    test_clean: list[np.ndarray]
+    manifest: dict[str, Any]
+    units: str
+
+
+def load_ct_training_cache(path: str | Path, units: str = "net") -> CTCache:
+    """Read a cache written by ``build_ct_training_cache``; ``units`` "net" ([-1, 1], default) or "hu"."""
+    path = Path(path)
+    if units not in ("net", "hu"):
+        raise ValueError(f"units must be 'net' or 'hu', got {units!r}")
+    manifest_path = path.with_suffix(".json")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        data = np.load(path)
+    except FileNotFoundError as exc:
+        raise InputError(f"{exc.filename}: cache file not found") from exc
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable cache ({exc})") from exc
+    sets: dict[str, list[np.ndarray]] = {k: [] for k in SETS}
+    with data:
+        for entry in manifest["sources"]:
+            for k in SETS:
+                arr = data[f"{k}_{entry['index']:03d}"].astype(np.float32)
+                sets[k].extend(list(hu_to_net_array(arr) if units == "net" else arr))
+    return CTCache(**sets, manifest=manifest, units=units)

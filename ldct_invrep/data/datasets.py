@@ -1,0 +1,202 @@
+"""Torch datasets for LIR training (unpaired patches) and evaluation (paired full slices).
+
+The paper trains on *unpaired* data (section 4.2, "Samples are randomly divided into two parts without
+coinciding"; section 4.3 for CT): one clean corpus is split into two disjoint halves, one half is corrupted
+and used as the noisy domain X, the other half stays clean as Y. Each training sample pairs a random 64x64
+patch of X with an independent random 64x64 patch of Y (section 4.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ldct_invrep.errors import InputError
+
+T = TypeVar("T")
+
+# HU -900 in network range: HU clipped to [-1024, 3072] mapped linearly to [-1, 1] (contracts.md),
+# i.e. the same mapping as ``ldct_invrep.transforms.windowing.hu_to_net``.
+AIR_THRESHOLD_HU = -900.0
+AIR_THRESHOLD_NET = -1.0 + 2.0 * (AIR_THRESHOLD_HU + 1024.0) / 4096.0
+
+ImageLike = np.ndarray | torch.Tensor
+
+
+def split_unpaired(items: Sequence[T], seed: int = 0) -> tuple[list[T], list[T]]:
+    """Split one corpus into two disjoint halves ``(X half, Y half)`` (paper section 4.2, 4.3).
+
+    The X half is the one to corrupt (noisy domain), the Y half stays clean. A seeded permutation picks the
+    members; each half keeps the original order. With an odd count the X half gets the extra item.
+    """
+    n = len(items)
+    perm = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED])).permutation(n)
+    n_x = (n + 1) // 2
+    x_idx = sorted(perm[:n_x].tolist())
+    y_idx = sorted(perm[n_x:].tolist())
+    return [items[i] for i in x_idx], [items[i] for i in y_idx]
+
+
+def _as_chw(image: Any, name: str) -> np.ndarray:
+    """A 2D (H, W) or 3D (C, H, W) image as a float32 (C, H, W) array (no copy when already float32)."""
+    arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise InputError(f"{name}: expected a 2D (H, W) or 3D (C, H, W) image, got shape {arr.shape}")
+    return arr.astype(np.float32, copy=False)
+
+
+class UnpairedPatchDataset(Dataset):
+    """Independent random patches of the noisy domain X and the clean domain Y (paper section 4.1-4.3).
+
+    Each item is ``{"noisy": 1 x P x P, "clean": 1 x P x P}`` (float32 tensors, network range [-1, 1],
+    C x P x P for C-channel inputs): the noisy patch comes from a random image of ``noisy_images``, the clean
+    patch from a random image of ``clean_images``, drawn with two independent generators, so the pair is not
+    aligned in any way (the unpaired protocol). Each patch is a random ``patch_size`` crop with a random
+    horizontal and a random vertical flip (``flips``).
+
+    Air rejection (CT): a crop is kept when at least ``min_tissue_fraction`` of its pixels (channel mean) are
+    above ``tissue_threshold`` (default HU -900 in network range). Otherwise a new image and position are
+    drawn, up to ``max_tries`` times; after that the crop with the most tissue seen is used, so a sample is
+    always returned. ``min_tissue_fraction=0`` disables the check (natural images).
+
+    Determinism: item ``index`` is a pure function of ``(seed, epoch, index)``: the generators are seeded
+    from ``numpy.random.SeedSequence([seed, epoch, index])``. DataLoader workers, their number and resuming
+    at any index therefore give the same patches. Call ``set_epoch`` at the start of each epoch for new
+    draws (with non-persistent workers, the DataLoader picks the new epoch up at each ``iter``).
+
+    Inputs are sequences of 2D (H, W) or 3D (C, H, W) arrays or tensors already in network range; a 3D
+    ndarray (N, H, W) is taken as N single-channel images. Images are indexed lazily, so any sequence whose
+    ``__getitem__`` loads from disk works too. ``transform`` (optional) is applied to the output dict.
+    """
+
+    def __init__(
+        self,
+        noisy_images: Sequence[ImageLike],
+        clean_images: Sequence[ImageLike],
+        patch_size: int = 64,
+        samples_per_epoch: int = 16 * 1000,
+        seed: int = 0,
+        min_tissue_fraction: float = 0.5,
+        tissue_threshold: float = AIR_THRESHOLD_NET,
+        flips: bool = True,
+        max_tries: int = 10,
+        epoch: int = 0,
+        transform: Callable[[dict[str, torch.Tensor]], Any] | None = None,
+    ) -> None:
+        if len(noisy_images) == 0 or len(clean_images) == 0:
+            raise InputError(
+                f"UnpairedPatchDataset: need at least one noisy and one clean image "
+                f"(got {len(noisy_images)} noisy, {len(clean_images)} clean)"
+            )
+        if patch_size < 1 or samples_per_epoch < 1 or max_tries < 1:
+            raise ValueError("patch_size, samples_per_epoch and max_tries must be positive")
+        if not 0.0 <= min_tissue_fraction <= 1.0:
+            raise ValueError(f"min_tissue_fraction must be in [0, 1], got {min_tissue_fraction}")
+        self.noisy_images = noisy_images
+        self.clean_images = clean_images
+        self.patch_size = int(patch_size)
+        self.samples_per_epoch = int(samples_per_epoch)
+        self.seed = int(seed)
+        self.min_tissue_fraction = float(min_tissue_fraction)
+        self.tissue_threshold = float(tissue_threshold)
+        self.flips = bool(flips)
+        self.max_tries = int(max_tries)
+        self.epoch = int(epoch)
+        self.transform = transform
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the draws of another epoch (same seed, new patches)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def generators(self, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+        """The two independent generators (noisy, clean) of item ``index`` in the current epoch."""
+        seq = np.random.SeedSequence([self.seed, self.epoch, int(index)])
+        noisy_seq, clean_seq = seq.spawn(2)
+        return np.random.default_rng(noisy_seq), np.random.default_rng(clean_seq)
+
+    def __getitem__(self, index: int) -> Any:
+        if not 0 <= index < self.samples_per_epoch:
+            raise IndexError(index)
+        rng_noisy, rng_clean = self.generators(index)
+        item = {
+            "noisy": torch.from_numpy(self._draw(self.noisy_images, rng_noisy, "noisy_images")),
+            "clean": torch.from_numpy(self._draw(self.clean_images, rng_clean, "clean_images")),
+        }
+        return self.transform(item) if self.transform is not None else item
+
+    def tissue_fraction(self, patch: np.ndarray) -> float:
+        """Fraction of pixels above ``tissue_threshold`` (channel mean), the air-rejection statistic."""
+        return float(np.mean(patch.mean(axis=0) > self.tissue_threshold))
+
+    def _draw(self, images: Sequence[ImageLike], rng: np.random.Generator, name: str) -> np.ndarray:
+        p = self.patch_size
+        best: np.ndarray | None = None
+        best_fraction = -1.0
+        for _ in range(self.max_tries):
+            i = int(rng.integers(len(images)))
+            image = _as_chw(images[i], f"{name}[{i}]")
+            _, h, w = image.shape
+            if h < p or w < p:
+                raise InputError(f"{name}[{i}]: image {h}x{w} is smaller than the {p}x{p} patch")
+            top = int(rng.integers(h - p + 1))
+            left = int(rng.integers(w - p + 1))
+            patch = image[:, top : top + p, left : left + p]
+            if self.flips:
+                if rng.random() < 0.5:
+                    patch = patch[:, :, ::-1]
+                if rng.random() < 0.5:
+                    patch = patch[:, ::-1, :]
+            if self.min_tissue_fraction <= 0.0:
+                return np.array(patch, dtype=np.float32, copy=True)
+            fraction = self.tissue_fraction(patch)
+            if fraction >= self.min_tissue_fraction:
+                return np.array(patch, dtype=np.float32, copy=True)
+            if fraction > best_fraction:
+                best, best_fraction = patch, fraction
+        assert best is not None
+        return np.array(best, dtype=np.float32, copy=True)
+
+
+class PairedSliceDataset(Dataset):
+    """Full paired slices for evaluation: ``{"noisy": C x H x W, "clean": C x H x W, "index": i}``.
+
+    ``noisy[i]`` and ``clean[i]`` must show the same anatomy (e.g. simulated or real low dose and the
+    original). Inputs as for ``UnpairedPatchDataset`` (2D or C x H x W, network range); shapes are checked
+    per item. ``transform`` (optional) is applied to the output dict.
+    """
+
+    def __init__(
+        self,
+        noisy: Sequence[ImageLike],
+        clean: Sequence[ImageLike],
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        if len(noisy) != len(clean):
+            raise InputError(f"PairedSliceDataset: {len(noisy)} noisy slices but {len(clean)} clean slices")
+        self.noisy = noisy
+        self.clean = clean
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.noisy)
+
+    def __getitem__(self, index: int) -> Any:
+        noisy = _as_chw(self.noisy[index], f"noisy[{index}]")
+        clean = _as_chw(self.clean[index], f"clean[{index}]")
+        if noisy.shape != clean.shape:
+            raise InputError(f"pair {index}: noisy shape {noisy.shape} != clean shape {clean.shape}")
+        item = {
+            "noisy": torch.from_numpy(np.array(noisy, copy=True)),
+            "clean": torch.from_numpy(np.array(clean, copy=True)),
+            "index": index,
+        }
+        return self.transform(item) if self.transform is not None else item

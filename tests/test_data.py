@@ -1,0 +1,325 @@
+"""Unpaired patch datasets, paired slices, datalists, natural images, the CT training cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from ldct_invrep.data import (
+    AIR_THRESHOLD_NET,
+    DicomSliceSequence,
+    PairedSliceDataset,
+    UnpairedPatchDataset,
+    build_ct_training_cache,
+    load_ct_training_cache,
+    load_datalist,
+    load_gray_image,
+    load_gray_images,
+    split_unpaired,
+    write_datalist,
+)
+from ldct_invrep.data.ct_cache import assign_slices, nifti_axial_slices
+from ldct_invrep.errors import InputError
+
+
+def random_images(n: int, shape: tuple[int, int] = (100, 120), seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-0.5, 0.5, shape).astype(np.float32) for _ in range(n)]
+
+
+# ------------------------------------------------------------------------------------ UnpairedPatchDataset
+def test_unpaired_items_shape_dtype_range() -> None:
+    ds = UnpairedPatchDataset(random_images(3), random_images(2, seed=1), patch_size=64, samples_per_epoch=10)
+    assert len(ds) == 10
+    item = ds[0]
+    assert set(item) == {"noisy", "clean"}
+    for v in item.values():
+        assert v.shape == (1, 64, 64) and v.dtype == torch.float32
+        assert -0.5 <= float(v.min()) and float(v.max()) <= 0.5
+    multi = UnpairedPatchDataset(
+        [np.zeros((3, 70, 80), np.float32)], [np.zeros((3, 70, 80), np.float32)], min_tissue_fraction=0
+    )
+    assert multi[0]["noisy"].shape == (3, 64, 64)
+    stack = UnpairedPatchDataset(
+        np.zeros((4, 64, 64), np.float32), np.zeros((2, 64, 64), np.float32), min_tissue_fraction=0
+    )
+    assert stack[1]["clean"].shape == (1, 64, 64)
+
+
+def test_unpaired_is_deterministic_per_seed_epoch_index() -> None:
+    noisy, clean = random_images(4), random_images(4, seed=1)
+    a = UnpairedPatchDataset(noisy, clean, samples_per_epoch=8, seed=3)
+    b = UnpairedPatchDataset(noisy, clean, samples_per_epoch=8, seed=3)
+    order_b = [b[i] for i in reversed(range(8))][::-1]  # access order must not matter
+    for i in range(8):
+        assert torch.equal(a[i]["noisy"], order_b[i]["noisy"]) and torch.equal(a[i]["clean"], order_b[i]["clean"])
+    assert not torch.equal(a[0]["noisy"], a[1]["noisy"])
+    assert not torch.equal(a[0]["noisy"], UnpairedPatchDataset(noisy, clean, seed=4)[0]["noisy"])
+    first = a[0]["noisy"].clone()
+    a.set_epoch(1)
+    assert not torch.equal(a[0]["noisy"], first)
+    a.set_epoch(0)
+    assert torch.equal(a[0]["noisy"], first)
+
+
+def test_unpaired_same_through_dataloader_workers() -> None:
+    ds = UnpairedPatchDataset(random_images(3), random_images(3, seed=1), samples_per_epoch=8, seed=5)
+    direct = torch.stack([ds[i]["noisy"] for i in range(8)])
+    loaded = torch.cat([b["noisy"] for b in DataLoader(ds, batch_size=4, num_workers=2, shuffle=False)])
+    assert torch.equal(direct, loaded)
+
+
+def test_unpaired_draws_are_independent() -> None:
+    # image i is constant i/20, so a patch tells which image it came from
+    images = [np.full((64, 64), i / 20.0, dtype=np.float32) for i in range(10)]
+    ds = UnpairedPatchDataset(images, images, samples_per_epoch=400, seed=0, min_tissue_fraction=0)
+    noisy = np.array([round(float(ds[i]["noisy"][0, 0, 0]) * 20) for i in range(400)])
+    clean = np.array([round(float(ds[i]["clean"][0, 0, 0]) * 20) for i in range(400)])
+    assert len(set(noisy)) == len(set(clean)) == 10
+    same = float(np.mean(noisy == clean))
+    assert 0.03 < same < 0.2  # independent draws: ~1/10
+    # the noisy stream does not depend on the clean list at all
+    other = UnpairedPatchDataset(images, images[:3], samples_per_epoch=400, seed=0, min_tissue_fraction=0)
+    assert all(torch.equal(ds[i]["noisy"], other[i]["noisy"]) for i in range(0, 400, 37))
+
+
+def test_unpaired_skips_air() -> None:
+    air = np.full((256, 256), -1.0, dtype=np.float32)
+    air[100:200, 60:160] = 0.0  # one tissue block (0 = HU 1024 in network range)
+    kwargs = dict(samples_per_epoch=40, seed=1, max_tries=100)
+    with_check = UnpairedPatchDataset([air], [air], min_tissue_fraction=0.5, **kwargs)
+    no_check = UnpairedPatchDataset([air], [air], min_tissue_fraction=0.0, **kwargs)
+
+    def tissue(t: torch.Tensor) -> float:
+        return float((t > AIR_THRESHOLD_NET).float().mean())
+
+    assert all(tissue(with_check[i]["noisy"]) >= 0.5 and tissue(with_check[i]["clean"]) >= 0.5 for i in range(40))
+    assert sum(tissue(no_check[i]["noisy"]) < 0.5 for i in range(40)) > 20  # without the check, mostly air
+    all_air = UnpairedPatchDataset([np.full((64, 64), -1.0, np.float32)], [air], max_tries=3)
+    assert float(all_air[0]["noisy"].max()) == -1.0  # gives up after max_tries and still returns a patch
+
+
+def test_unpaired_flips_only_when_asked() -> None:
+    ramp = np.tile(np.linspace(-0.5, 0.5, 64, dtype=np.float32), (64, 1))
+    flipped = UnpairedPatchDataset([ramp], [ramp], samples_per_epoch=32, min_tissue_fraction=0)
+    fixed = UnpairedPatchDataset([ramp], [ramp], samples_per_epoch=32, min_tissue_fraction=0, flips=False)
+    assert all(torch.equal(fixed[i]["noisy"][0], torch.from_numpy(ramp)) for i in range(32))
+    assert any(float(flipped[i]["noisy"][0, 0, 0]) > 0 for i in range(32))
+
+
+def test_unpaired_bad_input() -> None:
+    with pytest.raises(InputError, match=r"noisy_images\[0\]: image 32x32 is smaller"):
+        UnpairedPatchDataset([np.zeros((32, 32))], [np.zeros((64, 64))], min_tissue_fraction=0)[0]
+    with pytest.raises(InputError, match="at least one"):
+        UnpairedPatchDataset([], [np.zeros((64, 64))])
+
+
+def test_returned_patches_do_not_alias_the_images() -> None:
+    img = np.zeros((64, 64), np.float32)
+    ds = UnpairedPatchDataset([img], [img], min_tissue_fraction=0, flips=False)
+    ds[0]["noisy"].fill_(1.0)
+    assert img.max() == 0.0
+
+
+# ------------------------------------------------------------------------------------ splits, paired slices
+def test_split_unpaired_disjoint_halves() -> None:
+    items = list(range(11))
+    x, y = split_unpaired(items, seed=0)
+    assert len(x) == 6 and len(y) == 5 and not set(x) & set(y) and sorted(x + y) == items
+    assert (x, y) == split_unpaired(items, seed=0)
+    assert x != split_unpaired(items, seed=1)[0]
+    assert x == sorted(x)
+
+
+def test_paired_slice_dataset() -> None:
+    noisy, clean = random_images(2, (40, 50)), random_images(2, (40, 50), seed=1)
+    ds = PairedSliceDataset(noisy, clean)
+    item = ds[1]
+    assert item["noisy"].shape == (1, 40, 50) and item["index"] == 1
+    assert np.array_equal(item["clean"][0].numpy(), clean[1])
+    with pytest.raises(InputError, match="2 noisy slices but 1 clean"):
+        PairedSliceDataset(noisy, clean[:1])
+    with pytest.raises(InputError, match="pair 0"):
+        PairedSliceDataset([np.zeros((4, 4))], [np.zeros((4, 5))])[0]
+
+
+def test_dicom_slice_sequence_real_mayo_pair(mayo_pair: tuple[Path, Path]) -> None:
+    full, quarter = mayo_pair
+    seq = DicomSliceSequence([full, quarter], cache_size=1)
+    f, q = seq[0], seq[1]
+    assert f.shape == q.shape == (512, 512) and f.dtype == np.float32
+    assert -1.0 <= float(f.min()) and float(f.max()) <= 1.0
+    body = f > AIR_THRESHOLD_NET + 0.1
+    diff_hu = (q - f)[body] / 2 * 4096
+    assert abs(float(diff_hu.mean())) < 10.0 and 30.0 < float(diff_hu.std()) < 150.0  # same anatomy, QD noise
+    hu = DicomSliceSequence([full], units="hu")[0]
+    np.testing.assert_allclose((np.clip(hu, -1024, 3072) + 1024) / 4096 * 2 - 1, f, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------ datalists
+def test_datalist_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    for name in ("a.dcm", "b.dcm"):
+        (tmp_path / "data" / name).write_bytes(b"")
+    path = write_datalist(
+        tmp_path / "lists" / "d.json",
+        {
+            "training": [{"noisy": "a.dcm"}, {"clean": "b.dcm"}],
+            "test": [{"noisy": "a.dcm", "clean": "missing.dcm"}],
+            "validation": [],
+        },
+        {"data_root": str(tmp_path / "data")},
+    )
+    training = load_datalist(path)
+    assert training == [{"noisy": str(tmp_path / "data" / "a.dcm")}, {"clean": str(tmp_path / "data" / "b.dcm")}]
+    assert load_datalist(path, "validation") == []
+    assert load_datalist(path, "test")[0]["clean"] == str(tmp_path / "data" / "missing.dcm")
+    with pytest.raises(InputError, match="missing.dcm"):
+        load_datalist(path, "test", check_exists=True)
+    with pytest.raises(InputError, match="no section 'bogus'"):
+        load_datalist(path, "bogus")
+    assert json.loads(path.read_text())["numTraining"] == 2
+    other = load_datalist(path, base_dir=tmp_path / "elsewhere")
+    assert other[0]["noisy"] == str(tmp_path / "elsewhere" / "a.dcm")
+
+
+# ------------------------------------------------------------------------------------ natural images
+def test_load_gray_images_bt601(tmp_path: Path) -> None:
+    rgb = np.zeros((2, 3, 3), dtype=np.uint8)
+    rgb[0, 0] = (255, 0, 0)
+    rgb[0, 1] = (0, 255, 0)
+    rgb[0, 2] = (0, 0, 255)
+    rgb[1, :] = (255, 255, 255)
+    Image.fromarray(rgb, "RGB").save(tmp_path / "b.png")
+    Image.fromarray(np.array([[0, 128, 255]], dtype=np.uint8), "L").save(tmp_path / "a.png")
+    (tmp_path / "notes.txt").write_text("x")
+    images = load_gray_images(tmp_path)
+    assert [im.shape for im in images] == [(1, 3), (2, 3)]
+    assert all(im.dtype == np.float32 for im in images)
+    np.testing.assert_allclose(images[0][0], [0.0, 128 / 255, 1.0], atol=1e-6)
+    np.testing.assert_allclose(images[1][0], [0.299, 0.587, 0.114], atol=1e-6)
+    np.testing.assert_allclose(images[1][1], 1.0, atol=1e-6)
+    with pytest.raises(InputError, match="no .png images"):
+        load_gray_images(tmp_path / "nothing_here" if False else _empty(tmp_path))
+    with pytest.raises(InputError, match="not a readable image"):
+        (tmp_path / "bad.png").write_bytes(b"nope")
+        load_gray_image(tmp_path / "bad.png")
+
+
+def _empty(tmp_path: Path) -> Path:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    return empty
+
+
+# ------------------------------------------------------------------------------------ CT cache
+def test_assign_slices_disjoint_with_gap() -> None:
+    sets = assign_slices(40, seed=0, hold_out=0.1, gap=1)
+    test, noisy, clean, dropped = sets["test"], sets["train_noisy"], sets["train_clean"], sets["dropped"]
+    assert len(test) == 4 and test == list(range(test[0], test[0] + 4))
+    assert not set(noisy) & set(clean) and not (set(noisy) | set(clean)) & (set(test) | set(dropped))
+    assert sorted(test + noisy + clean + dropped) == list(range(40))
+    assert all(min(abs(i - t) for t in test) > 1 for i in noisy + clean)
+    assert sets == assign_slices(40, seed=0, hold_out=0.1, gap=1)
+    assert assign_slices(40, seed=0, key=1)["train_noisy"] != noisy
+
+
+def test_nifti_axial_slices_orientation() -> None:
+    data = np.zeros((5, 4, 3), np.float32)  # (i, j, k)
+    data[0, 3, 2] = 1.0  # i = 0, j = max, k = max
+    hu_kji = data.transpose(2, 1, 0)
+    ras, spacing = nifti_axial_slices(hu_kji, np.diag([0.5, 0.7, 3.0, 1.0]))
+    # RAS (+x = patient's right): i = 0 is the patient's far left, shown on the viewer's right (last
+    # column); j max is the most anterior -> row 0; k max the most superior -> last slice
+    assert ras.shape == (3, 4, 5) and spacing == (0.7, 0.5)
+    assert ras[2, 0, 4] == 1.0
+    las, _ = nifti_axial_slices(hu_kji, np.diag([-0.5, 0.7, 3.0, 1.0]))
+    assert las[2, 0, 0] == 1.0  # i = 0 is now the patient's far right -> first column
+    lpi, _ = nifti_axial_slices(hu_kji, np.diag([-0.5, -0.7, -3.0, 1.0]))
+    assert lpi[0, 3, 0] == 1.0  # j max posterior -> last row; k max inferior -> first slice
+
+
+def test_nifti_slices_match_dicom_display(sample_series: Path, tmp_path: Path) -> None:
+    """A DICOM series written as NIfTI (through ldct_invrep.io) comes back as the same axial images."""
+    io = pytest.importorskip("ldct_invrep.io")
+    series = io.read_series(sample_series)
+    path = io.write_nifti(tmp_path / "s.nii.gz", series.hu[:3], series.affine(ras=True))
+    vol = io.read_nifti(path)
+    slices, spacing = nifti_axial_slices(vol.hu, vol.affine)
+    np.testing.assert_allclose(slices, series.hu[:3], atol=1e-3)
+    assert spacing == pytest.approx(series.spacing[1:])
+
+
+def phantom_nifti(path: Path, n_slices: int = 12, size: int = 64) -> Path:
+    yy, xx = np.mgrid[:size, :size]
+    body = ((yy - size / 2) / (size * 0.4)) ** 2 + ((xx - size / 2) / (size * 0.45)) ** 2 < 1
+    vol = np.full((size, size, n_slices), -1000.0, np.float32)
+    for k in range(n_slices):
+        vol[..., k] = np.where(body, 40.0 + k, -1000.0)
+    vol[..., 0] = -1000.0  # an empty slice, to be skipped
+    nib.save(nib.Nifti1Image(vol, np.diag([0.8, 0.8, 3.0, 1.0])), str(path))
+    return path
+
+
+def fake_low_dose(hu: np.ndarray, dose_fraction: float, pixel_spacing_mm: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return hu + rng.normal(0, 20.0 / np.sqrt(dose_fraction), hu.shape)
+
+
+def test_build_ct_training_cache_protocol(tmp_path: Path) -> None:
+    src = phantom_nifti(tmp_path / "ct.nii.gz")
+    out = tmp_path / "cache" / "ct.npz"
+    manifest = build_ct_training_cache([src], out, dose_fraction=0.25, seed=0, hold_out=0.2, simulator=fake_low_dose)
+    assert out.is_file() and json.loads(out.with_suffix(".json").read_text()) == manifest
+    entry = manifest["sources"][0]
+    assert entry["slices_skipped_no_body"] == 1 and entry["kind"] == "nifti" and entry["orientation"] == "RAS"
+    sets = entry["slice_indices"]
+    assert 0 not in sum(sets.values(), [])
+    assert not set(sets["train_noisy"]) & set(sets["train_clean"])
+    assert not (set(sets["train_noisy"]) | set(sets["train_clean"])) & set(sets["test"])
+    counts = manifest["counts"]
+    assert counts["test_noisy"] == counts["test_clean"] == len(sets["test"]) == 2
+    assert counts["train_noisy"] + counts["train_clean"] == 11 - 2 - len(sets["dropped"])
+    assert manifest["dose_fraction"] == 0.25 and manifest["seed"] == 0 and "fake_low_dose" in manifest["simulator"]
+
+    hu = load_ct_training_cache(out, units="hu")
+    net = load_ct_training_cache(out)
+    # clean slices are the source as it is (slice k has body value 40 + k), noisy ones carry noise
+    for arr, k in zip(hu.train_clean, sets["train_clean"], strict=True):
+        assert arr.shape == (64, 64) and np.isclose(arr.max(), 40.0 + k)
+    noise = hu.test_noisy[0] - hu.test_clean[0]
+    assert 20.0 < float(noise.std()) < 60.0
+    assert -1.0 <= min(float(a.min()) for a in net.train_noisy) and max(float(a.max()) for a in net.train_noisy) <= 1.0
+    np.testing.assert_allclose(net.test_clean[0], (hu.test_clean[0] + 1024) / 4096 * 2 - 1, atol=1e-6)
+
+    again = build_ct_training_cache([src], tmp_path / "again.npz", seed=0, hold_out=0.2, simulator=fake_low_dose)
+    assert again["sources"][0]["slice_indices"] == sets
+    repeat = load_ct_training_cache(tmp_path / "again.npz", units="hu")
+    assert all(np.array_equal(a, b) for a, b in zip(repeat.train_noisy, hu.train_noisy, strict=True))
+    ds = UnpairedPatchDataset(net.train_noisy, net.train_clean, patch_size=32, samples_per_epoch=4)
+    assert ds[0]["noisy"].shape == (1, 32, 32)
+
+
+def test_build_ct_training_cache_real_simulator(tmp_path: Path) -> None:
+    lowdose = pytest.importorskip("ldct_invrep.transforms.lowdose")
+    if not hasattr(lowdose, "simulate_low_dose"):
+        pytest.skip("simulate_low_dose not available yet")
+    src = phantom_nifti(tmp_path / "ct.nii.gz", n_slices=6)
+    manifest = build_ct_training_cache([src], tmp_path / "c.npz", dose_fraction=0.25, seed=0, hold_out=0.2)
+    cache = load_ct_training_cache(tmp_path / "c.npz", units="hu")
+    assert "simulate_low_dose" in manifest["simulator"]
+    assert float(np.abs(cache.test_noisy[0] - cache.test_clean[0]).mean()) > 1.0  # noise was inserted
+
+
+def test_build_ct_training_cache_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"\.npz"):
+        build_ct_training_cache([tmp_path], tmp_path / "x.cache", simulator=fake_low_dose)
+    with pytest.raises(InputError, match="no such file"):
+        build_ct_training_cache([tmp_path / "absent.nii.gz"], tmp_path / "x.npz", simulator=fake_low_dose)
