@@ -1,0 +1,32 @@
+"""MONAI transforms: HU windowing (invertible), low-dose CT simulation, natural-image noise."""
+
+from .lowdose import SimulateLowDosed, simulate_low_dose
+from .noise import AddBlindGaussianNoised, AddPoissonNoised, add_poisson_noise
+from .windowing import (
+    NETWORK_HU_RANGE,
+    NETWORK_RANGE,
+    WINDOWS,
+    HUWindowd,
+    HUWindowInversed,
+    hu_to_net,
+    net_to_hu,
+    window_from_level_width,
+    window_from_name_or_range,
+)
+
+__all__ = [
+    "NETWORK_HU_RANGE",
+    "NETWORK_RANGE",
+    "WINDOWS",
+    "AddBlindGaussianNoised",
+    "AddPoissonNoised",
+    "HUWindowInversed",
+    "HUWindowd",
+    "SimulateLowDosed",
+    "add_poisson_noise",
+    "hu_to_net",
+    "net_to_hu",
+    "simulate_low_dose",
+    "window_from_level_width",
+    "window_from_name_or_range",
+]

@@ -1,0 +1,177 @@
+"""HU windows and the HU <-> network-range mapping (CT side of the data flow in design.md).
+
+The networks see HU clipped to [-1024, 3072] and mapped linearly to [-1, 1] (the range of the generators' tanh
+output); metrics and figures use named display windows. ``HUWindowd`` is the invertible MONAI transform for
+pipelines; ``hu_to_net`` / ``net_to_hu`` are the same maps as plain functions (numpy or torch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.config.type_definitions import NdarrayOrTensor
+from monai.transforms import InvertibleTransform, MapTransform, ScaleIntensityRange
+from monai.utils import TraceKeys
+
+__all__ = [
+    "NETWORK_HU_RANGE",
+    "NETWORK_RANGE",
+    "WINDOWS",
+    "HUWindowInversed",
+    "HUWindowd",
+    "hu_to_net",
+    "net_to_hu",
+    "window_from_level_width",
+    "window_from_name_or_range",
+]
+
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
+
+def window_from_level_width(level: float, width: float) -> tuple[float, float]:
+    """``(level - width / 2, level + width / 2)``: a display window given as level (centre) and width."""
+    return (float(level) - float(width) / 2.0, float(level) + float(width) / 2.0)
+
+
+#: Named windows as (lo, hi) HU. "full" is the network range; the others are the usual display windows.
+WINDOWS: dict[str, tuple[float, float]] = {
+    "full": (-1024.0, 3072.0),
+    "abdomen": window_from_level_width(40, 400),  # (-160, 240): RED-CNN / CTformer metric window
+    "soft_tissue": window_from_level_width(40, 400),
+    "lung": window_from_level_width(-600, 1500),  # (-1350, 150)
+    "bone": window_from_level_width(400, 1800),  # (-500, 1300)
+    "brain": window_from_level_width(40, 80),  # (0, 80)
+    "liver": window_from_level_width(30, 150),  # (-45, 105)
+    "mediastinum": window_from_level_width(50, 350),  # (-125, 225)
+}
+#: HU range mapped onto the network range.
+NETWORK_HU_RANGE: tuple[float, float] = WINDOWS["full"]
+#: Range of the networks' inputs and tanh outputs.
+NETWORK_RANGE: tuple[float, float] = (-1.0, 1.0)
+
+
+def window_from_name_or_range(window: str | Sequence[float]) -> tuple[float, float]:
+    """Return ``(lo, hi)`` HU for a name in :data:`WINDOWS` (case-insensitive) or a ``(lo, hi)`` pair."""
+    if isinstance(window, str):
+        key = window.strip().lower().replace("-", "_")
+        if key not in WINDOWS:
+            raise ValueError(f"unknown window {window!r}; choose one of {sorted(WINDOWS)} or give (lo, hi) HU")
+        return WINDOWS[key]
+    values = [float(v) for v in window]
+    if len(values) != 2 or not all(np.isfinite(values)) or values[0] >= values[1]:
+        raise ValueError(f"a window must be (lo, hi) HU with lo < hi, got {window!r}")
+    return values[0], values[1]
+
+
+def _out_range(out_range: Sequence[float]) -> tuple[float, float]:
+    a, b = (float(v) for v in out_range)
+    if not (np.isfinite(a) and np.isfinite(b)) or a == b:
+        raise ValueError(f"out_range must be two different finite numbers, got {out_range!r}")
+    return a, b
+
+
+def _as_float(arr: Any) -> Any:
+    if isinstance(arr, torch.Tensor):
+        return arr if arr.is_floating_point() else arr.float()
+    out = np.asarray(arr)
+    return out if np.issubdtype(out.dtype, np.floating) else out.astype(np.float32)
+
+
+def hu_to_net(
+    arr: ArrayT, window: str | Sequence[float] = NETWORK_HU_RANGE, out_range: Sequence[float] = NETWORK_RANGE
+) -> ArrayT:
+    """Clip HU to ``window`` and map it linearly onto ``out_range`` (default [-1024, 3072] -> [-1, 1])."""
+    lo, hi = window_from_name_or_range(window)
+    a, b = _out_range(out_range)
+    x = _as_float(arr)
+    x = x.clamp(lo, hi) if isinstance(x, torch.Tensor) else np.clip(x, lo, hi)
+    return (x - lo) * ((b - a) / (hi - lo)) + a
+
+
+def net_to_hu(
+    arr: ArrayT, window: str | Sequence[float] = NETWORK_HU_RANGE, out_range: Sequence[float] = NETWORK_RANGE
+) -> ArrayT:
+    """Inverse of :func:`hu_to_net` (linear, no clipping): ``out_range`` -> ``window`` HU."""
+    lo, hi = window_from_name_or_range(window)
+    a, b = _out_range(out_range)
+    x = _as_float(arr)
+    return (x - a) * ((hi - lo) / (b - a)) + lo
+
+
+class HUWindowd(MapTransform, InvertibleTransform):
+    """Clip HU to a window and map it linearly onto ``out_range``; invertible (network range -> HU).
+
+    The forward map is MONAI's ``ScaleIntensityRange(a_min=lo, a_max=hi, b_min, b_max, clip=True)``. That
+    transform is not invertible, so the inverse is ours: the window is recorded in the MetaTensor's
+    ``applied_operations`` like any MONAI invertible transform, and ``.inverse(data)`` or
+    ``monai.transforms.Invertd`` map network-range values (e.g. a prediction) back to HU. Values outside the
+    window were clipped by the forward map and come back as the window's edges. With
+    ``monai.data.set_track_meta(False)`` nothing is traced (MONAI's rule); use :class:`HUWindowInversed`.
+    """
+
+    backend = ScaleIntensityRange.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        window: str | Sequence[float] = "full",
+        out_range: Sequence[float] = NETWORK_RANGE,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.window = window_from_name_or_range(window)
+        self.out_range = _out_range(out_range)
+        lo, hi = self.window
+        a, b = self.out_range
+        self.scaler = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=a, b_max=b, clip=True, dtype=np.float32)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.scaler(d[key])
+            self.push_transform(d, key, extra_info={"window": list(self.window), "out_range": list(self.out_range)})
+        return d
+
+    def inverse(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            info = self.get_most_recent_transform(d, key)[TraceKeys.EXTRA_INFO]
+            window = [float(v) for v in info["window"]]
+            out_range = [float(v) for v in info["out_range"]]
+            d[key] = net_to_hu(d[key], window, out_range)
+            self.pop_transform(d, key)
+        return d
+
+
+class HUWindowInversed(MapTransform):
+    """Map network-range values back to HU for a known window, without a trace (e.g. raw network outputs).
+
+    Same map as :meth:`HUWindowd.inverse`; ``clip=True`` first clips the values to ``out_range``.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        window: str | Sequence[float] = "full",
+        out_range: Sequence[float] = NETWORK_RANGE,
+        clip: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.window = window_from_name_or_range(window)
+        self.out_range = _out_range(out_range)
+        self.clip = clip
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        lo_out, hi_out = sorted(self.out_range)
+        for key in self.key_iterator(d):
+            x = _as_float(d[key])
+            if self.clip:
+                x = x.clamp(lo_out, hi_out) if isinstance(x, torch.Tensor) else np.clip(x, lo_out, hi_out)
+            d[key] = net_to_hu(x, self.window, self.out_range)
+        return d
