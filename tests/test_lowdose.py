@@ -242,3 +242,16 @@ def test_quarter_dose_noise_matches_real_mayo_pair(mayo_pair):
         lag1_real = np.corrcoef(d_real[:, :-1][both], d_real[:, 1:][both])[0, 1]
         lag1_sim = np.corrcoef(d_sim[:, :-1][both], d_sim[:, 1:][both])[0, 1]
         assert lag1_sim == pytest.approx(lag1_real, abs=0.1)
+
+
+def test_thicker_slices_carry_less_noise(small):
+    """A bin of a 3 mm slice collects three times the photons of a 1 mm one: noise std falls ~ 1/sqrt(3)."""
+    hu, soft = small
+    thin = simulate_low_dose(hu, 0.25, SPACING, seed=0, incident_flux=FLUX, electronic_noise_std=0.0)
+    thick = simulate_low_dose(
+        hu, 0.25, SPACING, seed=0, incident_flux=FLUX, electronic_noise_std=0.0, slice_thickness_mm=3.0
+    )
+    ratio = float((thick - hu)[soft].std() / (thin - hu)[soft].std())
+    assert ratio == pytest.approx(1 / np.sqrt(3), rel=0.05)
+    with pytest.raises(ValueError, match="slice_thickness_mm"):
+        simulate_low_dose(hu, 0.25, SPACING, slice_thickness_mm=0.0)

@@ -33,8 +33,9 @@ from ldct_invrep import __version__
 from ldct_invrep.data.datasets import AIR_THRESHOLD_HU, split_unpaired
 from ldct_invrep.data.image_sets import sha256_file
 from ldct_invrep.errors import InputError
+from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net
 
-HU_RANGE = (-1024.0, 3072.0)
+HU_RANGE = NETWORK_HU_RANGE
 CACHE_FORMAT = 1
 SETS = ("train_noisy", "train_clean", "test_noisy", "test_clean")
 Simulator = Callable[..., np.ndarray]
@@ -42,21 +43,16 @@ Simulator = Callable[..., np.ndarray]
 
 @dataclass
 class CTVolume:
-    """One normal-dose volume as axial slices: HU (slice, row, col) in display orientation, pixel spacing (row, col)."""
+    """One normal-dose volume as axial slices: HU (slice, row, col) in display orientation, pixel spacing (row, col).
+
+    ``slice_thickness_mm`` sets how many photons a detector bin collects in the low-dose simulation.
+    """
 
     name: str
     hu: np.ndarray
     pixel_spacing: tuple[float, float]
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def hu_to_net_array(hu: np.ndarray) -> np.ndarray:
-    """HU clipped to [-1024, 3072] and mapped linearly to [-1, 1] (float32).
-
-    The contracts.md mapping, same as ``ldct_invrep.transforms.windowing.hu_to_net`` for numpy input.
-    """
-    lo, hi = HU_RANGE
-    return ((np.clip(np.asarray(hu, dtype=np.float32), lo, hi) - lo) / (hi - lo) * 2.0 - 1.0).astype(np.float32)
+    slice_thickness_mm: float = 1.0
 
 
 def nifti_axial_slices(hu_kji: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
@@ -94,7 +90,8 @@ def read_ct_volumes(source: str | Path) -> list[CTVolume]:
         vol = read_nifti(source)
         hu, spacing = nifti_axial_slices(vol.hu, vol.affine)
         meta = {"kind": "nifti", "orientation": vol.orientation, "sha256": sha256_file(source)}
-        return [CTVolume(source.name, hu, spacing, meta)]
+        thickness = float(np.sqrt((np.asarray(vol.affine)[:3, :3] ** 2).sum(axis=0)).max())  # the slab axis
+        return [CTVolume(source.name, hu, spacing, meta, slice_thickness_mm=thickness)]
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
     volumes = []
@@ -111,8 +108,15 @@ def read_ct_volumes(source: str | Path) -> list[CTVolume]:
             "description": series.description,
             "n_files": len(series.paths),
         }
+        thickness = float(getattr(series.datasets[0], "SliceThickness", None) or series.spacing[0])
         volumes.append(
-            CTVolume(name, series.hu.astype(np.float32), (float(series.spacing[1]), float(series.spacing[2])), meta)
+            CTVolume(
+                name,
+                series.hu.astype(np.float32),
+                (float(series.spacing[1]), float(series.spacing[2])),
+                meta,
+                slice_thickness_mm=thickness,
+            )
         )
     return volumes
 
@@ -194,7 +198,10 @@ def build_ct_training_cache(
         idx = {k: [usable[i] for i in v] for k, v in sets.items()}
         spacing_mm = float(np.mean(vol.pixel_spacing))
 
-        sim_args = (simulate, dose_fraction, spacing_mm, (seed, vi), kwargs, say, vol.name)
+        slice_kwargs = dict(kwargs)
+        if simulate is _default_simulator():
+            slice_kwargs.setdefault("slice_thickness_mm", vol.slice_thickness_mm)
+        sim_args = (simulate, dose_fraction, spacing_mm, (seed, vi), slice_kwargs, say, vol.name)
         arrays[f"train_noisy_{vi:03d}"] = _simulate_slices(hu, idx["train_noisy"], *sim_args)
         arrays[f"train_clean_{vi:03d}"] = hu[idx["train_clean"]]
         arrays[f"test_noisy_{vi:03d}"] = _simulate_slices(hu, idx["test"], *sim_args)
@@ -209,6 +216,7 @@ def build_ct_training_cache(
                 **vol.meta,
                 "shape": list(vol.hu.shape),
                 "pixel_spacing_mm": list(vol.pixel_spacing),
+                "slice_thickness_mm": vol.slice_thickness_mm,
                 "slices_used": len(usable),
                 "slices_skipped_no_body": int(vol.hu.shape[0] - len(usable)),
                 "slice_indices": {k: idx[k] for k in ("train_noisy", "train_clean", "test", "dropped")},
@@ -314,5 +322,5 @@ def load_ct_training_cache(path: str | Path, units: str = "net") -> CTCache:
         for entry in manifest["sources"]:
             for k in SETS:
                 arr = data[f"{k}_{entry['index']:03d}"].astype(np.float32)
-                sets[k].extend(list(hu_to_net_array(arr) if units == "net" else arr))
+                sets[k].extend(list(hu_to_net(np.asarray(arr, dtype=np.float32)) if units == "net" else arr))
     return CTCache(**sets, manifest=manifest, units=units)

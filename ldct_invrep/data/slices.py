@@ -15,7 +15,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from ldct_invrep.data.ct_cache import hu_to_net_array
+from ldct_invrep.transforms.windowing import hu_to_net
 
 
 def domain_paths(entries: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
@@ -71,7 +71,7 @@ class DicomSliceSequence(Sequence[np.ndarray]):
 
         info = scan_series(path)
         hu = info.read_slice(0)
-        return hu_to_net_array(hu) if self.units == "net" else hu.astype(np.float32)
+        return hu_to_net(np.asarray(hu, dtype=np.float32)) if self.units == "net" else hu.astype(np.float32)
 
     def __getstate__(self) -> dict[str, Any]:  # workers start with an empty cache
         state = self.__dict__.copy()

@@ -113,6 +113,8 @@ MU_WATER_PER_MM = 0.0192
 DEFAULT_N_VIEWS = 720
 #: Full-dose photons per view per mm of detector at the isocentre; calibrated on the Mayo L506 pair.
 DEFAULT_INCIDENT_FLUX = 2.4e5
+#: Slice thickness (mm) of the Mayo pair the flux was calibrated on; thicker slices collect more photons.
+CALIBRATION_SLICE_THICKNESS_MM = 1.0
 #: Electronic noise std (photon-count units) of a 1 mm bin reading; s_e**2 = 10, as common in noise insertion.
 DEFAULT_ELECTRONIC_NOISE_STD = float(np.sqrt(10.0))
 #: Apodisation windows of the ramp filter, functions of nu = frequency / cutoff (zero beyond nu = 1).
@@ -267,6 +269,7 @@ def simulate_low_dose(
     pixel_spacing_mm: float,
     seed: int | np.random.Generator | None = None,
     *,
+    slice_thickness_mm: float = CALIBRATION_SLICE_THICKNESS_MM,
     incident_flux: float = DEFAULT_INCIDENT_FLUX,
     electronic_noise_std: float = DEFAULT_ELECTRONIC_NOISE_STD,
     n_views: int = DEFAULT_N_VIEWS,
@@ -282,9 +285,12 @@ def simulate_low_dose(
         dose_fraction: in (0, 1]; 1 returns an unchanged copy.
         pixel_spacing_mm: in-plane pixel size (square pixels).
         seed: int or ``numpy.random.Generator``; the same seed gives the same result.
-        incident_flux: full-dose photons per view per mm of detector (a bin of the pixel size gets
-            ``incident_flux * pixel_spacing_mm``). Note that it is per view: more ``n_views`` is more dose.
-        electronic_noise_std: electronic noise std of a 1 mm bin reading, photon-count units.
+        slice_thickness_mm: reconstructed slice thickness. A bin collects photons over the pixel width times
+            the slice thickness, so thicker slices carry proportionally more photons (noise std ~ 1/sqrt(t)).
+            The defaults are calibrated on 1 mm slices.
+        incident_flux: full-dose photons per view per mm of detector width, for a 1 mm slice (a bin gets
+            ``incident_flux * pixel_spacing_mm * slice_thickness_mm``). Per view: more ``n_views`` is more dose.
+        electronic_noise_std: electronic noise std of a 1 mm x 1 mm bin reading, photon-count units.
         n_views: views over 180 degrees, a multiple of 4.
         mu_water: attenuation of water (1/mm) for the HU -> mu conversion.
         filter_name: apodisation window of the ramp filter, one of :data:`FBP_FILTERS`.
@@ -299,6 +305,8 @@ def simulate_low_dose(
         raise ValueError("simulate_low_dose: the slice contains NaN or infinite values")
     if not (np.isfinite(pixel_spacing_mm) and pixel_spacing_mm > 0):
         raise ValueError(f"pixel_spacing_mm must be a positive number, got {pixel_spacing_mm!r}")
+    if not (np.isfinite(slice_thickness_mm) and slice_thickness_mm > 0):
+        raise ValueError(f"slice_thickness_mm must be a positive number, got {slice_thickness_mm!r}")
     if not (incident_flux > 0 and electronic_noise_std >= 0 and mu_water > 0):
         raise ValueError("incident_flux and mu_water must be positive, electronic_noise_std non-negative")
     if n_views < 4 or n_views % 4:
@@ -314,7 +322,8 @@ def simulate_low_dose(
     n_det = int(np.ceil(np.sqrt(2.0) * size)) + 2
     n_det += 1 - n_det % 2  # odd: one bin on the rotation centre
     p = line_integrals(mu_px, n_views, n_det, variance_downsample)
-    var = insertion_noise_variance(p, f, incident_flux * pixel_spacing_mm, electronic_noise_std**2 * pixel_spacing_mm)
+    bin_area = pixel_spacing_mm * slice_thickness_mm
+    var = insertion_noise_variance(p, f, incident_flux * bin_area, electronic_noise_std**2 * bin_area)
     rng = np.random.default_rng(seed)
     noise_sino = np.sqrt(var) * rng.standard_normal((n_views, n_det))
     cutoff = 0.5 if filter_cutoff_per_mm is None else filter_cutoff_per_mm * pixel_spacing_mm
