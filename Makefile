@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/python -m ldct_invrep.demo --output out/demo
+	$(BIN)/ldct-invrep demo --output out/demo
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -778,6 +778,10 @@ class DerivedSeriesWriter:
         values = [] if image_type in (None, "") else ([image_type] if isinstance(image_type, str) else list(image_type))
         ds.ImageType = ["DERIVED", "SECONDARY", *values[2:]]
         ds.DerivationDescription = self.derivation_description
+        if "Laterality" not in ds and "ImageLaterality" not in ds:
+            # General Series, Type 2C: required (may be empty) for paired body parts; an empty value is
+            # always valid, and a validator cannot tell that e.g. "PARTIALBODY" is unpaired.
+            ds.Laterality = ""
         if _rescale(src) is None:  # read with an assumed identity rescale: make it explicit
             ds.RescaleSlope, ds.RescaleIntercept = self.info.rescale[index]
         src_uid = str(src.get("SOPInstanceUID", "") or "")

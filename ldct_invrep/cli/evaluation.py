@@ -1,0 +1,150 @@
+"""``evaluate``'s machinery: HU window option, streaming per-slice metrics, tables and the JSON record."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ldct_invrep import __version__
+from ldct_invrep.cli.volumes import Volume
+from ldct_invrep.errors import InputError
+
+if TYPE_CHECKING:
+    from ldct_invrep.metrics import MetricReport, Window
+
+__all__ = ["DEFAULT_METRIC_WINDOWS", "WindowParam", "evaluate_volumes", "format_metric_table", "format_results", "metrics_document", "unique_labels"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METRIC_WINDOWS = ("abdomen", "full")
+
+
+class WindowParam(click.ParamType):
+    """A window name (abdomen, full, lung, bone, ...) or ``LO,HI`` in HU."""
+
+    name = "window"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Window:
+        from ldct_invrep.metrics import Window, resolve_window
+
+        if isinstance(value, Window):
+            return value
+        text = str(value).strip()
+        spec: Any = text
+        if "," in text:
+            try:
+                spec = tuple(float(v) for v in text.split(","))
+            except ValueError:
+                self.fail(f"{text!r}: expected a window name or LO,HI in HU (e.g. -160,240)", param, ctx)
+            if len(spec) != 2:
+                self.fail(f"{text!r}: expected two numbers LO,HI", param, ctx)
+        try:
+            return resolve_window(spec)
+        except InputError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def unique_labels(volumes: Sequence[Volume], given: Sequence[str]) -> list[str]:
+    labels = list(given) + [v.label() for v in volumes[len(given) :]]
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 and labels.count(label) == 1 else f"{label}#{seen[label]}")
+    return out
+
+
+def evaluate_volumes(
+    preds: Sequence[Volume],
+    ref: Volume,
+    windows: Sequence[Window],
+    labels: Sequence[str],
+    ref_label: str,
+    batch_size: int = 8,
+) -> dict[Window, list[MetricReport]]:
+    """Per-slice metrics of each prediction against ``ref`` in each window, reading ``batch_size`` slices at a time."""
+    import numpy as np
+
+    from ldct_invrep.metrics import MetricReport, compute_metrics
+
+    for pred in preds:
+        if pred.shape != ref.shape:
+            raise InputError(
+                f"{pred.path}: shape {pred.shape} (slices, rows, cols) differs from the reference {ref.path} shape {ref.shape}"
+            )
+        if pred.info is not None and ref.info is not None:
+            shift = np.abs(pred.info.slice_positions - ref.info.slice_positions).max()
+            if shift > 0.01:
+                logger.warning("%s: slice positions differ from the reference by up to %.3g mm", pred.path, shift)
+    per_slice: dict[tuple[int, int], list] = {(w, p): [] for w in range(len(windows)) for p in range(len(preds))}
+    streams = [v.batches(batch_size) for v in preds]
+    for start, ref_hu in ref.batches(batch_size):
+        for p, stream in enumerate(streams):
+            pred_start, pred_hu = next(stream)
+            assert pred_start == start
+            for w, window in enumerate(windows):
+                per_slice[(w, p)].extend(compute_metrics(pred_hu, ref_hu, window))
+    return {
+        window: [MetricReport(window, per_slice[(w, p)], method=labels[p], reference=ref_label) for p in range(len(preds))]
+        for w, window in enumerate(windows)
+    }
+
+
+def format_metric_table(reports: Sequence[MetricReport]) -> str:
+    """One window's table: a row per slice, then mean and std rows; one column group per prediction."""
+    from ldct_invrep.metrics import SSIM_SIGMA, SSIM_WIN_SIZE
+
+    first = reports[0]
+    window = first.window
+    n = len(first.per_slice)
+    title = (
+        f"window {window.label()}, data range {window.data_range:g} HU (both images clipped to the window)\n"
+        f"{' | '.join(r.method for r in reports)} vs {first.reference}, {n} slice{'s' if n != 1 else ''}; "
+        f"SSIM on clipped HU, Gaussian {SSIM_WIN_SIZE}x{SSIM_WIN_SIZE} sigma {SSIM_SIGMA}"
+    )
+    columns = (("psnr", "PSNR [dB]", 2), ("ssim", "SSIM", 4), ("rmse_hu", "RMSE [HU]", 1))
+
+    def fmt(x: float, d: int) -> str:
+        return f"{x:.{d}f}" if math.isfinite(x) else str(x)
+
+    header = ["slice"] + [[t for _, t, _ in columns] for _ in reports]
+    body = [[str(i)] + [[fmt(getattr(r.per_slice[i], k), d) for k, _, d in columns] for r in reports] for i in range(n)]
+    summaries = [r.summary for r in reports]
+    stats = [[stat] + [[fmt(s[k][stat], d) for k, _, d in columns] for s in summaries] for stat in ("mean", "std")]
+    rows = [header, *body, *stats]
+    w0 = max(len(r[0]) for r in rows)
+    widths = [[max(len(r[1 + g][c]) for r in rows) for c in range(len(columns))] for g in range(len(reports))]
+    group_w = [sum(w) + 2 * (len(w) - 1) for w in widths]
+
+    def line(row: list) -> str:
+        groups = ["  ".join(c.rjust(w) for c, w in zip(cells, widths[g])) for g, cells in enumerate(row[1:])]
+        return row[0].ljust(w0) + "  " + " | ".join(groups)
+
+    names = " " * w0 + "  " + " | ".join(r.method[:gw].center(gw) for r, gw in zip(reports, group_w))
+    rule = "-" * len(line(header))
+    return "\n".join([title, names.rstrip(), line(header), rule, *(line(r) for r in body), rule, *(line(r) for r in stats)])
+
+
+def format_results(results: dict, summary_only: bool = False) -> str:
+    """Every window's table: per slice with one column group per prediction, or (``summary_only``) one row
+    per prediction with mean ± std (``ldct_invrep.metrics.compare_reports``)."""
+    from ldct_invrep.metrics import compare_reports
+
+    if summary_only:
+        return "\n\n".join(compare_reports(reports) for reports in results.values())
+    return "\n\n".join(format_metric_table(reports) for reports in results.values())
+
+
+def metrics_document(results: dict, preds: Sequence[Volume], ref: Volume, labels: Sequence[str]) -> dict[str, Any]:
+    """JSON-able record of an evaluation: inputs, windows and every report (per slice and summary)."""
+    return {
+        "ldct_invrep_version": __version__,
+        "reference": {"path": str(ref.path), "label": ref.label(), "shape": list(ref.shape)},
+        "predictions": [{"path": str(p.path), "label": lab, "shape": list(p.shape)} for p, lab in zip(preds, labels)],
+        "windows": [{"name": w.name, "lo": w.lo, "hi": w.hi, "data_range": w.data_range} for w in results],
+        "reports": [r.to_dict() for reports in results.values() for r in reports],
+    }

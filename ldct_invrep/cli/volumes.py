@@ -1,0 +1,227 @@
+"""Inputs and outputs of the commands: open a DICOM series / NIfTI volume, stream it batch by batch through a
+function into a derived DICOM series or a NIfTI file (atomically, with a progress bar on stderr).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ldct_invrep.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ldct_invrep.io import NiftiVolume, SeriesInfo
+
+__all__ = ["Volume", "check_output", "is_nifti_name", "open_volumes", "output_format", "rate_line", "storable_hu_range", "write_volumes"]
+
+logger = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def is_nifti_name(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def _nifti_stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+@dataclass
+class Volume:
+    """One input volume, DICOM (headers only; slices decoded on demand) or NIfTI (in memory)."""
+
+    path: Path
+    info: SeriesInfo | None = None
+    nifti: NiftiVolume | None = None
+
+    @property
+    def kind(self) -> str:
+        return "dicom" if self.info is not None else "nifti"
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        if self.info is not None:
+            return self.info.shape
+        assert self.nifti is not None
+        return tuple(self.nifti.hu.shape)  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """(slice, row, col) mm."""
+        return self.info.spacing if self.info is not None else self.nifti.spacing  # type: ignore[union-attr]
+
+    @property
+    def series_uid(self) -> str:
+        return self.info.series_uid if self.info is not None else ""
+
+    def affine_ras(self) -> np.ndarray:
+        return self.info.affine(ras=True) if self.info is not None else self.nifti.affine  # type: ignore[union-attr]
+
+    def batches(self, size: int) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first_index, hu[k, rows, cols])`` in slice order; DICOM slices are decoded batch by batch."""
+        if self.info is not None:
+            yield from self.info.iter_batches(size)
+            return
+        assert self.nifti is not None
+        for start in range(0, len(self), size):
+            yield start, self.nifti.hu[start : start + size]
+
+    def describe(self) -> str:
+        n, rows, cols = self.shape
+        ds, dr, dc = self.spacing
+        geometry = f"{n} slice{'s' if n != 1 else ''} of {rows}x{cols}, spacing {dr:.4g} x {dc:.4g} mm, {ds:.4g} mm apart"
+        if self.info is not None:
+            desc = f" {self.info.description!r}" if self.info.description else ""
+            return f"DICOM series {self.info.series_uid or '<no SeriesInstanceUID>'}{desc}: {geometry}"
+        return f"NIfTI {self.path.name} ({self.nifti.orientation}): {geometry}"  # type: ignore[union-attr]
+
+    def label(self) -> str:
+        return _nifti_stem(self.path) if self.kind == "nifti" else (self.path.name or str(self.path))
+
+
+def open_volumes(
+    path: Path,
+    *,
+    series_uid: str | None = None,
+    recursive: bool = False,
+    force: bool = False,
+    all_series: bool = False,
+) -> list[Volume]:
+    """Open ``path`` (DICOM folder or file, or NIfTI file): one volume, or every series with ``all_series``."""
+    if is_nifti_name(path) and path.is_file():
+        from ldct_invrep.io import read_nifti
+
+        return [Volume(path, nifti=read_nifti(path))]
+    from ldct_invrep.io import scan_all_series, scan_series
+
+    if all_series and series_uid is None:
+        return [Volume(path, info=info) for info in scan_all_series(path, recursive=recursive, force=force)]
+    return [Volume(path, info=scan_series(path, series_uid=series_uid, recursive=recursive, force=force))]
+
+
+def output_format(input_path: Path, output: Path, fmt: str | None, all_series: bool) -> str:
+    """``dicom`` or ``nifti`` from ``--format`` or OUTPUT's name; usage errors for impossible combinations."""
+    nifti_name = is_nifti_name(output)
+    if fmt is None:
+        fmt = "nifti" if nifti_name else "dicom"
+    if all_series and nifti_name:
+        raise click.UsageError("--all-series writes one output per series into the OUTPUT folder; give a folder, not a .nii/.nii.gz name")
+    if fmt == "nifti" and not nifti_name and not all_series:
+        raise click.UsageError(f"--format nifti needs an OUTPUT ending in .nii or .nii.gz (got {output})")
+    if fmt == "dicom" and nifti_name:
+        raise click.UsageError(f"OUTPUT {output} ends in .nii/.nii.gz but --format dicom writes a folder")
+    if fmt == "dicom" and is_nifti_name(input_path):
+        raise click.UsageError(
+            f"{input_path} is NIfTI: a DICOM output needs DICOM source headers; give an OUTPUT ending in .nii.gz"
+        )
+    return fmt
+
+
+def check_output(input_path: Path, output: Path, overwrite: bool) -> None:
+    """Refuse an output inside (or containing) the input, and an existing output without ``--overwrite``."""
+    from ldct_invrep.io import check_output_location
+
+    check_output_location(input_path, output)
+    if (output.exists() or output.is_symlink()) and not overwrite:
+        raise InputError(f"{output}: output already exists; pass --overwrite to replace it")
+
+
+def _progress(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="slice", file=sys.stderr, disable=quiet, dynamic_ncols=True, leave=False)
+
+
+BatchFn = Callable[["Volume", int, "np.ndarray"], "np.ndarray"]
+
+
+def write_volumes(
+    volumes: Sequence[Volume],
+    output: Path,
+    fmt: str,
+    fn: BatchFn,
+    *,
+    batch_size: int,
+    overwrite: bool,
+    quiet: bool,
+    desc: str,
+    writer_kwargs: dict[str, Any],
+    all_series: bool = False,
+) -> int:
+    """Stream every volume through ``fn(volume, first_index, hu_batch) -> hu_batch`` into ``output``.
+
+    DICOM output: read a batch, process, write its slices (memory flat in the number of slices). NIfTI output
+    is written once from a volume in memory. Everything goes through the atomic writers of ``ldct_invrep.io``.
+    """
+    from ldct_invrep.io import atomic_output_dir
+
+    total = sum(len(v) for v in volumes)
+    with _progress(total, desc, quiet) as bar:
+        if not all_series:
+            _write_one(volumes[0], output, fmt, fn, batch_size, overwrite, bar, writer_kwargs)
+        else:
+            with atomic_output_dir(output, overwrite=overwrite) as tmp:
+                for vol in volumes:
+                    name = vol.series_uid or "unknown-series"
+                    target = tmp / (f"{name}.nii.gz" if fmt == "nifti" else name)
+                    _write_one(vol, target, fmt, fn, batch_size, False, bar, writer_kwargs)
+    return total
+
+
+def _write_one(vol: Volume, target: Path, fmt: str, fn: BatchFn, batch_size: int, overwrite: bool, bar, writer_kwargs) -> None:
+    import numpy as np
+
+    if fmt == "dicom":
+        from ldct_invrep.io import DerivedSeriesWriter
+
+        assert vol.info is not None
+        with DerivedSeriesWriter(vol.info, target, overwrite=overwrite, **writer_kwargs) as writer:
+            for start, hu in vol.batches(batch_size):
+                out = fn(vol, start, hu)
+                for k, hu_slice in enumerate(out):
+                    writer.write(start + k, hu_slice)
+                bar.update(len(hu))
+        return
+    from ldct_invrep.io import write_nifti
+
+    # NIfTI in: process in place (one volume in memory); DICOM in: one output volume.
+    volume = vol.nifti.hu if vol.nifti is not None else np.empty(vol.shape, dtype=np.float32)
+    for start, hu in vol.batches(batch_size):
+        out = fn(vol, start, hu)
+        volume[start : start + len(out)] = out
+        bar.update(len(hu))
+    write_nifti(target, volume, vol.affine_ras(), overwrite=overwrite)
+
+
+def rate_line(verb: str, n: int, seconds: float, output: Path) -> str:
+    rate = n / seconds if seconds > 0 else float("inf")
+    return f"{verb} {n} slice{'s' if n != 1 else ''} in {seconds:.1f} s ({rate:.2f} slices/s) -> {output}"
+
+
+def storable_hu_range(info: SeriesInfo, index: int) -> tuple[float, float]:
+    """HU range that slice ``index`` can store with its BitsStored, PixelRepresentation and slope/intercept."""
+    import numpy as np
+
+    from ldct_invrep.io import hu_to_stored
+
+    slope, intercept = info.rescale[index]
+    stored, _ = hu_to_stored(np.array([-1e12, 1e12]), slope, intercept, info.datasets[index])
+    lo, hi = sorted(float(v) * slope + intercept for v in stored)
+    return lo, hi

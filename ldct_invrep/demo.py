@@ -1,0 +1,126 @@
+"""``ldct-invrep demo``: simulate a quarter-dose scan of the shipped sample series, denoise it, evaluate both.
+
+The demo is a composition of the ``simulate-dose``, ``denoise`` and ``evaluate`` commands (it invokes them),
+so the individual commands it prints at the end do exactly the same. ``python -m ldct_invrep.demo`` runs it
+too (``python -m ldct_invrep.demo --output out/demo``).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from ldct_invrep.errors import InputError
+
+__all__ = ["MARKER", "run_demo", "sample_series_path"]
+
+MARKER = ".ldct-invrep-demo"
+"""File that marks a folder as a demo output, which a later demo may replace."""
+
+
+def sample_series_path() -> Path:
+    """The TotalSegmentator example CT series shipped in the package (Apache-2.0, 20 slices)."""
+    return Path(str(resources.files("ldct_invrep") / "sample_data" / "totalsegmentator_ct"))
+
+
+def _check_demo_output(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: exists and is not a folder; choose another --output")
+    if output.is_dir() and any(output.iterdir()) and not (output / MARKER).exists():
+        raise InputError(f"{output}: folder exists and is not the output of an earlier demo; choose another --output")
+
+
+def _q(path: Path | str) -> str:
+    return shlex.quote(str(path))
+
+
+def run_demo(
+    output: Path,
+    *,
+    weights: Path | None = None,
+    dose_fraction: float = 0.25,
+    seed: int = 0,
+    device: str = "auto",
+    threads: int | None = None,
+    quiet: bool = False,
+) -> None:
+    """Run the three steps inside the current click context (the ``demo`` command)."""
+    from ldct_invrep.cli import commands as cli
+    from ldct_invrep.cli.evaluation import (
+        DEFAULT_METRIC_WINDOWS,
+        WindowParam,
+        evaluate_volumes,
+        format_results,
+        metrics_document,
+    )
+    from ldct_invrep.cli.volumes import open_volumes
+
+    ctx = click.get_current_context()
+    output = Path(output)
+    sample = sample_series_path()
+    _check_demo_output(output)
+    weights_path = cli.resolve_weights(weights)  # fail before the slow simulation
+    output.mkdir(parents=True, exist_ok=True)
+    (output / MARKER).write_text("written by `ldct-invrep demo`; a later demo may replace this folder's contents\n")
+    quarter, denoised, metrics_json = output / "quarter_dose", output / "denoised", output / "metrics.json"
+    label = cli.dose_label(dose_fraction)
+    echo = click.echo
+    t_start = time.perf_counter()
+
+    echo(f"ldct-invrep demo: sample series {sample}")
+    echo(f"\n[1/3] simulate a {label} dose scan (projection-domain noise insertion, seed {seed}) -> {quarter}")
+    t0 = time.perf_counter()
+    ctx.invoke(
+        cli.simulate_dose, input_path=sample, output=quarter, dose_fraction=dose_fraction, seed=seed,
+        overwrite=True, quiet=quiet,
+    )
+    t_sim = time.perf_counter() - t0
+
+    echo(f"\n[2/3] denoise it with LIR (content encoder E_X, then clean generator G_Y) -> {denoised}")
+    t0 = time.perf_counter()
+    ctx.invoke(
+        cli.denoise, input_path=quarter, output=denoised, weights=weights_path, device=device, threads=threads,
+        overwrite=True, quiet=quiet,
+    )
+    t_den = time.perf_counter() - t0
+
+    echo(f"\n[3/3] evaluate both against the original (full-dose) series -> {metrics_json}")
+    t0 = time.perf_counter()
+    ref = open_volumes(sample)[0]
+    preds = [open_volumes(quarter)[0], open_volumes(denoised)[0]]
+    labels = [f"{label} dose", "LIR denoised"]
+    windows = [WindowParam().convert(w, None, None) for w in DEFAULT_METRIC_WINDOWS]
+    results = evaluate_volumes(preds, ref, windows, labels, "original")
+    echo(format_results(results, summary_only=True))
+    document = metrics_document(results, preds, ref, labels)
+    metrics_json.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    t_eval = time.perf_counter() - t0
+
+    total = time.perf_counter() - t_start
+    echo(f"\ndone in {total:.0f} s (simulate {t_sim:.0f} s, denoise {t_den:.0f} s, evaluate {t_eval:.0f} s)")
+    weights_opt = "" if weights is None else f" --weights {_q(weights_path)}"
+    echo("the same, one command at a time:")
+    echo(f"  ldct-invrep simulate-dose {_q(sample)} {_q(quarter)} --dose-fraction {dose_fraction:g} --seed {seed}")
+    echo(f"  ldct-invrep denoise {_q(quarter)} {_q(denoised)}{weights_opt}")
+    echo(
+        f"  ldct-invrep evaluate {_q(quarter)} {_q(denoised)} {_q(sample)} "
+        f"--label '{labels[0]}' --label '{labels[1]}' --json {_q(metrics_json)}"
+    )
+    echo(f"open {denoised} next to {sample} in a DICOM viewer (e.g. 3D Slicer) to compare them.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ldct_invrep.demo [--output DIR] ...``: the ``demo`` command."""
+    from ldct_invrep.cli import main as cli_main
+
+    cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,166 @@
+"""Every bad input of the data layer reaches the user as one ``error: <path>: <problem>`` line and exit 2.
+
+Bad inputs are made in ``tmp_path`` from copies of the sample series; nothing is ever written for them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+from test_cli import copy_slices, error_lines, invoke, make_tiny_weights, sample_files
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
+
+
+def _edit(folder: Path, index: int, change: Callable[[pydicom.Dataset], None]) -> Path:
+    path = sorted(folder.iterdir())[index]
+    ds = pydicom.dcmread(path)
+    change(ds)
+    ds.save_as(path)
+    return path
+
+
+def empty_folder(sample: Path, tmp: Path) -> tuple[Path, str]:
+    folder = tmp / "empty"
+    folder.mkdir()
+    return folder, "folder is empty"
+
+
+def non_dicom_files(sample: Path, tmp: Path) -> tuple[Path, str]:
+    folder = tmp / "notes"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("not an image\n")
+    (folder / "scan.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    return folder, "no DICOM images found"
+
+
+def two_series(sample: Path, tmp: Path) -> tuple[Path, str]:
+    folder = copy_slices(sample, tmp / "two", 2)
+    for i, uid in enumerate(["1.2.826.0.1.1", "1.2.826.0.1.2"]):
+        _edit(folder, i, lambda ds, uid=uid: setattr(ds, "SeriesInstanceUID", uid))
+    return folder, "2 DICOM series found"
+
+
+def mr_modality(sample: Path, tmp: Path) -> tuple[Path, str]:
+    folder = copy_slices(sample, tmp / "mr", 1)
+    _edit(folder, 0, lambda ds: setattr(ds, "Modality", "MR"))
+    return folder, "Modality is MR, not CT"
+
+
+def _drop_rescale(ds: pydicom.Dataset) -> None:
+    del ds.RescaleSlope
+    del ds.RescaleIntercept
+
+
+def missing_rescale_unsigned(sample: Path, tmp: Path) -> tuple[Path, str]:
+    folder = copy_slices(sample, tmp / "norescale", 2)
+    _edit(folder, 1, _drop_rescale)
+    return folder, "RescaleSlope/RescaleIntercept missing and the pixel data is unsigned"
+
+
+def truncated_file(sample: Path, tmp: Path) -> tuple[Path, str]:
+    folder = copy_slices(sample, tmp / "truncated", 2)
+    path = sorted(folder.iterdir())[1]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return folder, path.name
+
+
+def inconsistent_sizes(sample: Path, tmp: Path) -> tuple[Path, str]:
+    folder = copy_slices(sample, tmp / "sizes", 2)
+
+    def crop(ds: pydicom.Dataset) -> None:
+        small = np.ascontiguousarray(ds.pixel_array[:256, :256])
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.Rows, ds.Columns = small.shape
+        ds.PixelData = small.tobytes()
+
+    _edit(folder, 0, crop)
+    return folder, "slices have different sizes"
+
+
+def nan_nifti(sample: Path, tmp: Path) -> tuple[Path, str]:
+    data = np.full((16, 16, 2), -1000.0, dtype=np.float32)
+    data[3, 4, 1] = np.nan
+    path = tmp / "nan.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    return path, "NaN or infinite voxels"
+
+
+BAD_INPUTS = [empty_folder, non_dicom_files, two_series, mr_modality, missing_rescale_unsigned, truncated_file,
+              inconsistent_sizes, nan_nifti]
+
+
+@pytest.mark.parametrize("make", BAD_INPUTS, ids=[f.__name__ for f in BAD_INPUTS])
+def test_bad_input_one_line_exit_2(make, sample_series: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    bad, problem = make(sample_series, tmp_path)
+    out = tmp_path / "out" / ("den.nii.gz" if bad.name.endswith(".nii.gz") else "den")
+    result = invoke("denoise", bad, out, "--weights", tiny_weights, code=2)
+    print(result.stderr)
+    (line,) = error_lines(result)
+    assert line.startswith(f"error: {bad}") and problem in line, line
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+    if out.parent.exists():
+        assert list(out.parent.iterdir()) == [], "temporary output left behind"
+
+
+def test_mr_accepted_with_force(sample_series: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    bad, _ = mr_modality(sample_series, tmp_path)
+    invoke("denoise", bad, tmp_path / "den", "--weights", tiny_weights, "--force")
+    assert len(list((tmp_path / "den").iterdir())) == 1
+
+
+def test_existing_output_needs_overwrite(sample_series: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    src = copy_slices(sample_series, tmp_path / "in", 1)
+    out = tmp_path / "den"
+    out.mkdir()
+    (out / "old.txt").write_text("previous result")
+    result = invoke("denoise", src, out, "--weights", tiny_weights, code=2)
+    assert error_lines(result) == [f"error: {out}: output already exists; pass --overwrite to replace it"]
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    invoke("denoise", src, out, "--weights", tiny_weights, "--overwrite")
+    assert [p.suffix for p in out.iterdir()] == [".dcm"]
+
+
+def test_output_inside_input_refused(sample_series: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    src = copy_slices(sample_series, tmp_path / "in", 1)
+    result = invoke("denoise", src, src / "den", "--weights", tiny_weights, code=2)
+    (line,) = error_lines(result)
+    assert "inside the input folder" in line
+    assert sorted(p.name for p in src.iterdir()) == [sample_files(sample_series)[0].name]
+
+
+def test_missing_weights_file(sample_series: Path, tmp_path: Path) -> None:
+    src = copy_slices(sample_series, tmp_path / "in", 1)
+    weights = tmp_path / "nowhere.pt"
+    result = invoke("denoise", src, tmp_path / "den", "--weights", weights, code=2)
+    assert error_lines(result) == [f"error: {weights}: weights file not found"]
+
+
+def test_corrupt_weights_file(sample_series: Path, tmp_path: Path) -> None:
+    src = copy_slices(sample_series, tmp_path / "in", 1)
+    weights = tmp_path / "garbage.pt"
+    weights.write_bytes(b"not a checkpoint")
+    result = invoke("denoise", src, tmp_path / "den", "--weights", weights, code=2)
+    (line,) = error_lines(result)
+    assert line.startswith(f"error: {weights}")
+    assert not (tmp_path / "den").exists()
+
+
+def test_missing_input_and_bad_usage(tmp_path: Path, tiny_weights: Path) -> None:
+    result = invoke("denoise", tmp_path / "absent", tmp_path / "den", "--weights", tiny_weights, code=2)
+    assert error_lines(result) == [f"error: {tmp_path / 'absent'}: no such file or folder"]
+    invoke("denoise", tmp_path, tmp_path / "x.nii.gz", "--format", "dicom", code=2)
+    invoke("denoise", tmp_path, "--batch-size", 0, code=2)
+    shutil.rmtree(tmp_path / "den", ignore_errors=True)
