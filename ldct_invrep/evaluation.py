@@ -1,0 +1,754 @@
+"""Compare denoising methods on paired images, the way the paper's Tables 1-4 do: mean ± std of PSNR and
+SSIM over a test set, here with RMSE and the seconds each method took, every figure tied to its window.
+
+* CT (:func:`evaluate_methods`): pairs ``(name, noisy HU, clean HU)``; metrics per named HU window
+  (``ldct_invrep.metrics``: both images clipped to the window, data range = its width), default the abdomen
+  window [-160, 240] HU (data range 400, the RED-CNN convention of Table 3's neighbours) and the full
+  network range [-1024, 3072] HU (data range 4096).
+* Natural images (:func:`evaluate_natural`, Tables 1, 2, 4): gray images in [0, 1] with synthetic AWGN or
+  Poisson noise, metrics with data range 1.
+
+Outputs in ``out_dir`` (each file written atomically through ``ldct_invrep.io.atomic``):
+``results.csv`` (one row per image x method x window), ``results.md`` (mean ± std per window, what each
+method is) and, for CT, ``figure.png`` (``viz.compare_grid``: input / methods / reference in two HU windows
+with difference maps and an ROI) and ``figure_zoom.png`` (``viz.zoom_roi``).
+
+:func:`build_methods` makes the HU -> HU callables ("input", "bm3d", "lir", "redcnn");
+:func:`load_pairs_from_datalist` and :func:`load_pairs_from_cache` make the pairs.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ldct_invrep import __version__
+from ldct_invrep.errors import InputError
+from ldct_invrep.metrics import (
+    SSIM_SIGMA,
+    SSIM_WIN_SIZE,
+    SliceMetrics,
+    Window,
+    WindowSpec,
+    compute_metrics,
+    resolve_window,
+    summarize,
+)
+
+__all__ = [
+    "CT_METHODS",
+    "NATURAL_METHODS",
+    "EvaluationResult",
+    "Method",
+    "ResultRow",
+    "anscombe_bm3d",
+    "build_methods",
+    "build_natural_methods",
+    "evaluate_methods",
+    "evaluate_natural",
+    "load_pairs_from_cache",
+    "load_pairs_from_datalist",
+    "tune_bm3d_sigma",
+]
+
+Pair = tuple[str, np.ndarray, np.ndarray]
+ImageFn = Callable[[np.ndarray], np.ndarray]
+CT_METHODS = ("input", "bm3d", "lir", "redcnn")
+NATURAL_METHODS = ("input", "bm3d", "anscombe_bm3d", "lir")
+#: Window of the natural-image metrics: intensities in [0, 1], data range 1.
+UNIT_WINDOW = Window("gray", 0.0, 1.0)
+#: Display windows of the CT figure: soft tissue (what the abdomen metrics see) and lung (noise in air/lung).
+DEFAULT_FIGURE_WINDOWS = ("abdomen", "lung")
+FILES = {"csv": "results.csv", "markdown": "results.md", "figure": "figure.png", "zoom": "figure_zoom.png"}
+
+
+# --------------------------------------------------------------------------------------------- methods
+@dataclass
+class Method:
+    """A denoiser ``image -> image`` with a one-line description for reports and a JSON-able ``info``."""
+
+    fn: ImageFn
+    description: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.fn(image)
+
+
+def describe(name: str, fn: Callable[..., Any]) -> str:
+    """``fn.description`` (a :class:`Method`), else the first line of its docstring, else its name."""
+    text = getattr(fn, "description", None)
+    if text:
+        return str(text)
+    doc = (getattr(fn, "__doc__", None) or "").strip()
+    return doc.split("\n")[0] if doc else name
+
+
+def _checkpoint_text(header: Mapping[str, Any]) -> str:
+    """``preset lite, trained on ..., 20000 iterations`` from a checkpoint header (what is there)."""
+    parts = []
+    if header.get("preset"):
+        parts.append(f"preset {header['preset']}")
+    if header.get("training_data"):
+        parts.append(f"trained on {header['training_data']}")
+    if header.get("iterations") is not None:
+        parts.append(f"{header['iterations']} iterations")
+    if not parts:
+        parts.append("no training description in the header")
+    return ", ".join(str(p) for p in parts)
+
+
+def _bm3d_ct(sigma_hu: float | None) -> Method:
+    from ldct_invrep.baselines import bm3d_denoise
+
+    if sigma_hu is None:
+        warnings.warn(
+            "BM3D sigma not given: estimating it per slice with skimage's wavelet MAD, which is known to be about "
+            "5x too low for CT (correlated, non-stationary noise); tune it on validation data (tune_bm3d_sigma)",
+            stacklevel=3,
+        )
+        text = "BM3D (Dabov et al. 2007, bm3d package), full window [-1024, 3072] HU scaled to [0, 1], sigma estimated per slice (skimage MAD: known to be too low for CT)"
+    else:
+        text = f"BM3D (Dabov et al. 2007, bm3d package), full window [-1024, 3072] HU scaled to [0, 1], sigma {sigma_hu:g} HU"
+    return Method(lambda hu: bm3d_denoise(hu, sigma_hu), text, {"sigma_hu": sigma_hu})
+
+
+def _lir_ct(weights: str | Path | None) -> Method:
+    from ldct_invrep.inference import SliceDenoiser, default_weights_path
+
+    path = Path(weights) if weights is not None else default_weights_path()
+    if not path.is_file():
+        raise InputError(f"{path}: LIR checkpoint not found" + ("" if weights else " (no shipped weights; give lir_weights)"))
+    denoiser, header = SliceDenoiser.from_checkpoint(path)
+    text = f"LIR (ours, unsupervised): E_X then G_Y, {path.name}: {_checkpoint_text(header)}"
+    return Method(denoiser.denoise, text, {"checkpoint": str(path), "header": header})
+
+
+def _redcnn_ct(weights: str | Path | None) -> Method:
+    from ldct_invrep.baselines.train_redcnn import load_redcnn, redcnn_method
+
+    if weights is None:
+        raise InputError("redcnn: needs a trained RED-CNN checkpoint (redcnn_weights; see ldct_invrep.baselines.train_redcnn)")
+    model, header = load_redcnn(weights)
+    text = f"RED-CNN (Chen et al. 2017, supervised on pairs), {Path(weights).name}: {_checkpoint_text(header)}"
+    return Method(redcnn_method(model, header.get("hu_range", (-1024.0, 3072.0))), text, {"checkpoint": str(weights), "header": header})
+
+
+def build_methods(
+    names: Iterable[str],
+    lir_weights: str | Path | None = None,
+    bm3d_sigma_hu: float | None = None,
+    redcnn_weights: str | Path | None = None,
+) -> dict[str, Method]:
+    """HU -> HU methods by name, in the given order: ``"input"`` (the noisy image), ``"bm3d"`` (sigma in HU;
+    ``None`` estimates it per slice, with a warning that the estimate is known to be low for CT), ``"lir"``
+    (a ``SliceDenoiser`` checkpoint, default the shipped weights) and ``"redcnn"`` (a trained RED-CNN)."""
+    from ldct_invrep.baselines import input_method
+
+    methods: dict[str, Method] = {}
+    for name in names:
+        if name == "input":
+            methods[name] = Method(input_method, "the low-dose input itself (no denoising)")
+        elif name == "bm3d":
+            methods[name] = _bm3d_ct(bm3d_sigma_hu)
+        elif name == "lir":
+            methods[name] = _lir_ct(lir_weights)
+        elif name == "redcnn":
+            methods[name] = _redcnn_ct(redcnn_weights)
+        else:
+            raise InputError(f"method {name!r}: unknown; known: {', '.join(CT_METHODS)}")
+    if not methods:
+        raise InputError("methods: none given")
+    return methods
+
+
+def tune_bm3d_sigma(
+    pairs: Iterable[Pair],
+    sigmas_hu: Sequence[float] = (40, 60, 80, 100, 120, 150),
+    window: WindowSpec = "abdomen",
+    metric: str = "psnr",
+    crop: int | None = 256,
+) -> tuple[float, dict[float, float]]:
+    """The BM3D sigma (HU) of ``sigmas_hu`` with the best mean ``metric`` over ``pairs`` in ``window``.
+
+    Use validation pairs, never the test set. ``crop``: a centred ``crop x crop`` region of each slice
+    (BM3D takes ~15 s per 512 x 512 slice on 2 cores, ~4 s at 256 x 256). Returns (best, {sigma: mean}).
+    """
+    from ldct_invrep.baselines import bm3d_denoise
+
+    if metric not in ("psnr", "ssim", "rmse_hu"):
+        raise InputError(f"metric {metric!r}: expected psnr, ssim or rmse_hu")
+    data = [(_center_crop(n, crop), _center_crop(c, crop)) for _, n, c in pairs]
+    if not data:
+        raise InputError("tune_bm3d_sigma: no pairs")
+    scores: dict[float, float] = {}
+    for sigma in sigmas_hu:
+        values = [getattr(compute_metrics(bm3d_denoise(n, float(sigma)), c, window)[0], metric) for n, c in data]
+        scores[float(sigma)] = float(np.mean(values))
+    pick = min if metric == "rmse_hu" else max
+    best = pick(scores, key=scores.__getitem__)
+    return best, scores
+
+
+def _center_crop(a: np.ndarray, size: int | None) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    if size is None or min(a.shape) <= size:
+        return a
+    r, c = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
+    return a[r : r + size, c : c + size]
+
+
+# --------------------------------------------------------------------------------------------- pairs
+def _read_image(path: str | Path) -> np.ndarray:
+    """HU (or intensity) array of a .npy file, a NIfTI file, or a DICOM file / series folder."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".npy"):
+        try:
+            return np.load(path, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a readable .npy array ({exc})") from exc
+    if name.endswith((".nii", ".nii.gz")):
+        from ldct_invrep.io import read_nifti
+
+        return read_nifti(path).hu.astype(np.float32)
+    from ldct_invrep.io import read_series
+
+    return read_series(path).hu.astype(np.float32)
+
+
+def _as_slices(a: np.ndarray, path: str) -> list[np.ndarray]:
+    if a.ndim == 2:
+        return [a]
+    if a.ndim == 3:
+        return list(a)
+    raise InputError(f"{path}: expected a 2D slice or a 3D volume, got shape {a.shape}")
+
+
+def load_pairs_from_datalist(path: str | Path, section: str = "test", base_dir: str | Path | None = None) -> Iterator[Pair]:
+    """Lazily yield ``(name, noisy HU, clean HU)`` for each paired entry ``{"noisy": p, "clean": p}`` of
+    ``section``; p is a .npy array, a NIfTI file or a DICOM file/series folder (a volume gives one pair per
+    slice). All files are checked to exist before the first pair is read."""
+    from ldct_invrep.data.datalist import load_datalist
+
+    entries = load_datalist(path, section, base_dir=base_dir, check_exists=True)
+    if not entries:
+        raise InputError(f"{path}: section '{section}' is empty")
+    for i, entry in enumerate(entries):
+        if "noisy" not in entry or "clean" not in entry:
+            raise InputError(f"{path}: entry {i} of '{section}' is not a pair (needs 'noisy' and 'clean')")
+    return _iter_datalist_pairs(entries)
+
+
+def _iter_datalist_pairs(entries: list[dict[str, Any]]) -> Iterator[Pair]:
+    for entry in entries:
+        noisy = _as_slices(_read_image(entry["noisy"]), entry["noisy"])
+        clean = _as_slices(_read_image(entry["clean"]), entry["clean"])
+        if len(noisy) != len(clean) or noisy[0].shape != clean[0].shape:
+            raise InputError(f"{entry['noisy']}: {len(noisy)} x {noisy[0].shape} differs from {entry['clean']} ({len(clean)} x {clean[0].shape})")
+        stem = str(entry.get("name") or entry.get("id") or Path(entry["noisy"]).name)
+        for k, (n, c) in enumerate(zip(noisy, clean, strict=True)):
+            yield (stem if len(noisy) == 1 else f"{stem}[{k}]"), n, c
+
+
+def load_pairs_from_cache(path: str | Path) -> list[Pair]:
+    """The held-out test pairs ``(name "source:slice", simulated low dose HU, original HU)`` of a CT
+    training cache (``ldct_invrep.data.build_ct_training_cache``)."""
+    from ldct_invrep.data.ct_cache import load_ct_training_cache
+
+    cache = load_ct_training_cache(path, units="hu")
+    names = [f"{e['name']}:{k}" for e in cache.manifest["sources"] for k in e["slice_indices"]["test"]]
+    if not cache.test_noisy:
+        raise InputError(f"{path}: the cache has no held-out test pairs")
+    if len(names) != len(cache.test_noisy):
+        names = [f"test{i}" for i in range(len(cache.test_noisy))]
+    return list(zip(names, cache.test_noisy, cache.test_clean, strict=True))
+
+
+# --------------------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class ResultRow:
+    """One image x method x window. ``rmse`` is in HU for CT, on the [0, 1] scale for natural images."""
+
+    image: str
+    method: str
+    window: str
+    lo: float
+    hi: float
+    psnr: float
+    ssim: float
+    rmse: float
+    seconds: float
+
+    @property
+    def data_range(self) -> float:
+        return self.hi - self.lo
+
+
+@dataclass
+class EvaluationResult:
+    """Per-image rows plus everything a report states: windows, units, what each method is, notes."""
+
+    rows: list[ResultRow]
+    methods: dict[str, str]
+    windows: list[Window]
+    images: list[str]
+    unit: str = "HU"
+    title: str = "Evaluation"
+    data_description: str = ""
+    notes: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+    ssim_intensity: str = "hu"
+
+    def _rows(self, method: str, window: str) -> list[ResultRow]:
+        rows = [r for r in self.rows if r.method == method and r.window == window]
+        if not rows:
+            raise KeyError(f"no results for method {method!r} in window {window!r}")
+        return rows
+
+    def summary(self, method: str, window: str | Window | None = None) -> dict[str, dict[str, float]]:
+        """``{"psnr"|"ssim"|"rmse"|"seconds": {"mean", "std"}}`` over images (population std)."""
+        win = (window.name if isinstance(window, Window) else window) or self.windows[0].name
+        rows = self._rows(method, win)
+        s = summarize([SliceMetrics(r.psnr, r.ssim, r.rmse) for r in rows])
+        seconds = np.array([r.seconds for r in rows])
+        return {"psnr": s["psnr"], "ssim": s["ssim"], "rmse": s["rmse_hu"],
+                "seconds": {"mean": float(seconds.mean()), "std": float(seconds.std())}}
+
+    def window_text(self, window: Window) -> str:
+        if self.unit == "HU":
+            return f"window {window.label()}, data range {window.data_range:g} HU"
+        return f"intensities [{window.lo:g}, {window.hi:g}], data range {window.data_range:g}"
+
+    def metric_note(self) -> str:
+        on = "clipped HU" if self.unit == "HU" and self.ssim_intensity == "hu" else "the clipped intensities"
+        return (
+            f"Both images clipped to the window; PSNR with peak = data range; SSIM (MONAI) Gaussian "
+            f"{SSIM_WIN_SIZE}x{SSIM_WIN_SIZE}, sigma {SSIM_SIGMA}, valid convolution, on {on}; RMSE in "
+            f"{'HU' if self.unit == 'HU' else 'units of the [0, 1] scale'}; mean ± std (population) over "
+            f"{len(self.images)} image(s); seconds = wall time of the method per image on this machine."
+        )
+
+    def table_markdown(self, window: Window | str) -> str:
+        win = window if isinstance(window, Window) else next(w for w in self.windows if w.name == window)
+        rmse_title = "RMSE [HU]" if self.unit == "HU" else "RMSE"
+        out = [f"| method | PSNR [dB] | SSIM | {rmse_title} | seconds / image |", "|---|---:|---:|---:|---:|"]
+        for m in self.methods:
+            s = self.summary(m, win.name)
+            out.append(
+                f"| {m} | {_pm(s['psnr'], 2)} | {_pm(s['ssim'], 4)} | "
+                f"{_pm(s['rmse'], 1 if self.unit == 'HU' else 4)} | {s['seconds']['mean']:.3g} |"
+            )
+        return "\n".join(out)
+
+    def to_markdown(self, level: int = 1) -> str:
+        h = "#" * level
+        parts = [f"{h} {self.title}", ""]
+        if self.data_description:
+            parts += [self.data_description, ""]
+        parts += [self.metric_note(), ""]
+        for win in self.windows:
+            parts += [f"{h}# {self.window_text(win)}", "", self.table_markdown(win), ""]
+        parts += [f"{h}# Methods", ""]
+        parts += [f"- **{m}**: {d}" for m, d in self.methods.items()]
+        parts.append("")
+        if self.notes:
+            parts += [f"{h}# Notes", ""] + [f"- {n}" for n in self.notes] + [""]
+        if self.files:
+            parts.append("Files: " + ", ".join(f"`{p.name}`" for p in self.files.values()) + " (per-image values in the CSV).")
+            parts.append("")
+        parts.append(_provenance())
+        return "\n".join(parts) + "\n"
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        rmse_col = "rmse_hu" if self.unit == "HU" else "rmse"
+        writer.writerow(["image", "method", "window", "window_lo", "window_hi", "data_range", "psnr", "ssim", rmse_col, "seconds"])
+        for r in self.rows:
+            writer.writerow([r.image, r.method, r.window, f"{r.lo:g}", f"{r.hi:g}", f"{r.data_range:g}",
+                             _num(r.psnr, 4), _num(r.ssim, 6), _num(r.rmse, 4), f"{r.seconds:.4f}"])
+        return buf.getvalue()
+
+
+def _num(x: float, digits: int) -> str:
+    return f"{x:.{digits}f}" if math.isfinite(x) else str(x)
+
+
+def _pm(stats: Mapping[str, float], digits: int) -> str:
+    return f"{_num(stats['mean'], digits)} ± {_num(stats['std'], digits)}"
+
+
+def _provenance() -> str:
+    import torch
+
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return (f"_Written by ldct-invrep {__version__} on {now}; {platform.machine()} {os.cpu_count()} CPU(s), "
+            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)._")
+
+
+# --------------------------------------------------------------------------------------------- core loop
+def _check_pair(pair: Any, index: int) -> Pair:
+    try:
+        name, noisy, clean = pair
+    except (TypeError, ValueError):
+        raise InputError(f"pairs[{index}]: expected (name, noisy, clean)") from None
+    noisy = np.asarray(noisy, dtype=np.float32)
+    clean = np.asarray(clean, dtype=np.float32)
+    if noisy.ndim != 2 or noisy.shape != clean.shape:
+        raise InputError(f"{name}: expected two 2D images of one shape, got {noisy.shape} and {clean.shape}")
+    return str(name), noisy, clean
+
+
+def _run(
+    pairs: Iterable[Any],
+    methods: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+    windows: list[Window],
+    unit: str,
+    figure_index: int | None,
+    progress: Callable[[str], None] | None,
+    ssim_intensity: str = "hu",
+) -> tuple[list[ResultRow], list[str], dict[str, np.ndarray] | None]:
+    """Run every method on every pair; metrics in every window. Keeps only the figure pair's images."""
+    say = progress or (lambda msg: None)
+    rows: list[ResultRow] = []
+    images: list[str] = []
+    shown: dict[str, np.ndarray] | None = None
+    for i, pair in enumerate(pairs):
+        name, noisy, clean = _check_pair(pair, i)
+        if name in images:
+            name = f"{name}#{i}"
+        images.append(name)
+        outputs: dict[str, np.ndarray] = {}
+        for method, fn in methods.items():
+            t0 = time.perf_counter()
+            out = np.asarray(fn(noisy.copy()), dtype=np.float32)
+            seconds = time.perf_counter() - t0
+            if out.shape != clean.shape:
+                raise InputError(f"{name}: method {method!r} returned shape {out.shape}, expected {clean.shape}")
+            outputs[method] = out
+            for win in windows:
+                m = compute_metrics(out, clean, win, ssim_intensity=ssim_intensity)[0]
+                rows.append(ResultRow(name, method, win.name, win.lo, win.hi, m.psnr, m.ssim, m.rmse_hu, seconds))
+            say(f"{name}: {method} {seconds:.2f} s, PSNR {rows[-len(windows)].psnr:.2f} dB ({windows[0].name})")
+        if figure_index is not None and i == figure_index:
+            shown = {"input": noisy, **{k: v for k, v in outputs.items() if k != "input"}, "reference": clean}
+    if not images:
+        raise InputError("pairs: no image pairs to evaluate")
+    return rows, images, shown
+
+
+def _auto_roi(reference: np.ndarray, body_threshold: float | None) -> tuple[int, int, int, int]:
+    """A square ROI (row, col, h, w) of side min(H, W) // 8 (at least 16 px) where the noise std means something.
+
+    CT (``body_threshold`` given): among squares on a half-side grid whose reference pixels are all soft
+    tissue (2nd-98th percentile within [-100, 200] HU), the one with the smallest reference std (e.g. inside the liver); if none, a square
+    on the body's centroid (pixels above ``body_threshold``). Natural images: the image centre.
+    """
+    h, w = reference.shape
+    side = min(max(16, min(h, w) // 8), h, w)
+    if body_threshold is not None:
+        best, best_std = None, np.inf
+        step = max(1, side // 2)
+        for r in range(0, h - side + 1, step):
+            for c in range(0, w - side + 1, step):
+                patch = reference[r : r + side, c : c + side]
+                lo, hi = np.percentile(patch, (2, 98))
+                if lo >= -100.0 and hi <= 200.0:
+                    std = float(patch.std())
+                    if std < best_std:
+                        best, best_std = (r, c, side, side), std
+        if best is not None:
+            return best
+    if body_threshold is not None and (reference > body_threshold).any():
+        rr, cc = np.nonzero(reference > body_threshold)
+        r0, c0 = int(rr.mean()), int(cc.mean())
+    else:
+        r0, c0 = h // 2, w // 2
+    r = int(np.clip(r0 - side // 2, 0, h - side))
+    c = int(np.clip(c0 - side // 2, 0, w - side))
+    return r, c, side, side
+
+
+def _write_text(path: Path, text: str, overwrite: bool) -> None:
+    from ldct_invrep.io import atomic_output_file
+
+    with atomic_output_file(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _write_figure(path: Path, fig: Any, overwrite: bool) -> None:
+    from ldct_invrep.io import atomic_output_file
+
+    with atomic_output_file(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+
+
+def _prepare_out_dir(out_dir: str | Path | None, names: Iterable[str], overwrite: bool) -> Path | None:
+    """Fail before any work when an output exists and ``overwrite`` is off."""
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    if not overwrite:
+        for n in names:
+            if (out / n).exists():
+                raise InputError(f"{out / n}: already exists; choose another folder or allow overwrite")
+    return out
+
+
+def evaluate_methods(
+    pairs: Iterable[Any],
+    methods: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+    windows: Sequence[WindowSpec] = ("abdomen", "full"),
+    out_dir: str | Path | None = None,
+    figure: bool = True,
+    *,
+    title: str = "Denoising results",
+    data_description: str = "",
+    notes: Sequence[str] = (),
+    figure_windows: Sequence[WindowSpec] | None = None,
+    figure_index: int = 0,
+    roi: Sequence[int] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> EvaluationResult:
+    """Every method on every CT pair ``(name, noisy HU 2D, clean HU 2D)``: PSNR, SSIM, RMSE [HU] per window,
+    plus the seconds per image. Pairs are consumed one at a time (an iterator keeps memory flat).
+
+    With ``out_dir``: ``results.csv``, ``results.md`` and (``figure``) ``figure.png`` + ``figure_zoom.png`` of
+    pair ``figure_index`` in ``figure_windows`` (default abdomen and lung), ROI ``roi`` (row, col, h, w; default
+    the most uniform soft-tissue square of the reference, see :func:`_auto_roi`). Existing files raise ``InputError`` unless ``overwrite``.
+    """
+    wins = list(dict.fromkeys(resolve_window(w) for w in windows))
+    if not wins:
+        raise InputError("windows: at least one window needed")
+    if not methods:
+        raise InputError("methods: none given")
+    names = [FILES["csv"], FILES["markdown"]] + ([FILES["figure"], FILES["zoom"]] if figure else [])
+    out = _prepare_out_dir(out_dir, names, overwrite)
+    rows, images, shown = _run(pairs, methods, wins, "HU", figure_index if (figure and out) else None, progress)
+    result = EvaluationResult(
+        rows, {m: describe(m, fn) for m, fn in methods.items()}, wins, images, "HU", title, data_description, list(notes)
+    )
+    if out is None:
+        return result
+    out.mkdir(parents=True, exist_ok=True)
+    if figure and shown is not None:
+        from ldct_invrep.viz import compare_grid, zoom_roi
+
+        fig_wins = list(figure_windows or DEFAULT_FIGURE_WINDOWS)
+        region = tuple(roi) if roi is not None else _auto_roi(shown["reference"], -300.0)
+        grid = compare_grid(shown, windows=fig_wins, reference="reference", roi=region)
+        grid.suptitle(f"{images[figure_index]}, windows: " + "; ".join(resolve_window(w).label() for w in fig_wins), fontsize=9)
+        _write_figure(out / FILES["figure"], grid, overwrite)
+        _write_figure(out / FILES["zoom"], zoom_roi(shown, region, window=fig_wins[0]), overwrite)
+        result.files["figure"] = out / FILES["figure"]
+        result.files["zoom"] = out / FILES["zoom"]
+    _write_text(out / FILES["csv"], result.to_csv(), overwrite)
+    result.files = {"csv": out / FILES["csv"], "markdown": out / FILES["markdown"], **result.files}
+    _write_text(out / FILES["markdown"], result.to_markdown(), overwrite)
+    return result
+
+
+# --------------------------------------------------------------------------------------------- natural images
+def anscombe_bm3d(noisy: np.ndarray, peak: float | None = None) -> np.ndarray:
+    """Poisson denoising "ANSC" (Mäkitalo & Foi 2011, paper Table 2): Anscombe transform, BM3D with sigma 1,
+    exact unbiased inverse (its closed-form approximation).
+
+    ``noisy`` is ``counts / peak`` in [0, 1] (scikit-image's ``random_noise(mode="poisson")`` with
+    ``peak = 2 ** ceil(log2(unique values))``). ``peak=None`` infers it as the smallest power of two that
+    makes every ``noisy * peak`` an integer (exact for that generator, up to 2**24).
+    """
+    from ldct_invrep.baselines.bm3d import _import_bm3d
+
+    bm3d = _import_bm3d()
+    x = np.asarray(noisy, dtype=np.float64)
+    if peak is None:
+        peak = _infer_poisson_peak(x)
+    counts = x * peak
+    a = 2.0 * np.sqrt(counts + 3.0 / 8.0)
+    lo, hi = float(a.min()), float(a.max())
+    scale = max(hi - lo, 1e-6)
+    d = np.asarray(bm3d.bm3d((a - lo) / scale, sigma_psd=1.0 / scale)) * scale + lo
+    d = np.maximum(d, 0.8)  # the inverse's approximation is for D >~ 0.8 (its minimum is ~0 there)
+    inv = 0.25 * d**2 + 0.25 * np.sqrt(1.5) / d - 11.0 / 8.0 / d**2 + 5.0 / 8.0 * np.sqrt(1.5) / d**3 - 1.0 / 8.0
+    return np.clip(inv / peak, 0.0, 1.0).astype(np.float32)
+
+
+def _infer_poisson_peak(x: np.ndarray) -> float:
+    for k in range(25):
+        scaled = x * 2.0**k
+        if np.allclose(scaled, np.round(scaled), atol=1e-4):
+            return 2.0**k
+    raise InputError("anscombe_bm3d: cannot infer the Poisson peak (values are not counts / 2**k); give peak")
+
+
+def _natural_lir(weights: str | Path) -> Method:
+    import torch
+
+    from ldct_invrep.engine.checkpoint import load_restorer
+
+    restorer, header = load_restorer(weights)
+
+    @torch.inference_mode()
+    def denoise(image: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 2.0 - 1.0)[None, None]
+        return ((restorer(x)[0, 0].float().numpy() + 1.0) / 2.0).clip(0.0, 1.0).astype(np.float32)
+
+    text = f"LIR (ours, unsupervised): E_X then G_Y on [0, 1] -> [-1, 1], {Path(weights).name}: {_checkpoint_text(header)}"
+    return Method(denoise, text, {"checkpoint": str(weights), "header": header})
+
+
+def build_natural_methods(
+    names: Iterable[str], noise: str = "awgn", sigma: float | None = None, lir_weights: str | Path | None = None
+) -> dict[str, Method]:
+    """[0, 1] -> [0, 1] methods: ``"input"``, ``"bm3d"`` (AWGN: the true sigma / 255; Poisson: sigma
+    estimated by skimage), ``"anscombe_bm3d"`` (Poisson, paper's ANSC), ``"lir"`` (a natural-image checkpoint)."""
+    from ldct_invrep.baselines.bm3d import _import_bm3d
+
+    methods: dict[str, Method] = {}
+    for name in names:
+        if name == "input":
+            methods[name] = Method(lambda x: np.array(x, dtype=np.float32), "the noisy input itself")
+        elif name == "bm3d":
+            bm3d = _import_bm3d()
+            if noise == "awgn" and sigma is not None:
+                s = float(sigma) / 255.0
+                methods[name] = Method(lambda x, s=s, b=bm3d: np.clip(b.bm3d(x, sigma_psd=s), 0, 1).astype(np.float32),
+                                       f"BM3D (bm3d package) with the true sigma {sigma:g}/255", {"sigma_255": sigma})
+            else:
+                from skimage.restoration import estimate_sigma
+
+                methods[name] = Method(
+                    lambda x, b=bm3d: np.clip(b.bm3d(x, sigma_psd=float(estimate_sigma(x))), 0, 1).astype(np.float32),
+                    "BM3D (bm3d package), sigma estimated per image (skimage wavelet MAD)",
+                )
+        elif name in ("anscombe_bm3d", "ansc"):
+            methods[name] = Method(anscombe_bm3d, "ANSC: Anscombe transform + BM3D + exact unbiased inverse (Mäkitalo & Foi 2011)")
+        elif name == "lir":
+            if lir_weights is None:
+                raise InputError("lir: needs a natural-image checkpoint (lir_weights)")
+            methods[name] = _natural_lir(lir_weights)
+        else:
+            raise InputError(f"method {name!r}: unknown; known: {', '.join(NATURAL_METHODS)}")
+    return methods
+
+
+def add_natural_noise(clean: np.ndarray, noise: str, sigma: float | None, seed: int, index: int, clip: bool) -> np.ndarray:
+    """AWGN of ``sigma`` on the 0-255 scale (``clean + sigma/255 * N(0, 1)``) or scikit-image-identical
+    Poisson noise; seeded per image by ``(seed, index)``, so every method sees the same noisy image."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+    if noise == "awgn":
+        if sigma is None or not sigma >= 0:
+            raise InputError(f"sigma {sigma!r}: AWGN needs a sigma >= 0 on the 0-255 scale")
+        out = clean + (float(sigma) / 255.0) * rng.standard_normal(clean.shape)
+        return (np.clip(out, 0.0, 1.0) if clip else out).astype(np.float32)
+    if noise == "poisson":
+        from ldct_invrep.transforms.noise import add_poisson_noise
+
+        return add_poisson_noise(clean.astype(np.float64), rng, clip=True).astype(np.float32)
+    raise InputError(f"noise {noise!r}: expected 'awgn' or 'poisson'")
+
+
+def evaluate_natural(
+    images: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+    noise: str = "awgn",
+    sigma: float | None = 25.0,
+    seed: int = 0,
+    methods: Mapping[str, Callable[[np.ndarray], np.ndarray]] | Sequence[str] = ("input", "bm3d"),
+    out_dir: str | Path | None = None,
+    *,
+    clip: bool = True,
+    quantize: bool = False,
+    lir_weights: str | Path | None = None,
+    figure: bool = False,
+    title: str | None = None,
+    data_description: str = "",
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> EvaluationResult:
+    """Synthetic noise on clean gray images in [0, 1], then every method; PSNR/SSIM/RMSE with data range 1.
+
+    The paper (Tables 1, 2, 4) works on 0-255 uint8 images: PSNR on [0, 1] with data range 1 is the same
+    number as on [0, 255] with 255, and SSIM's constants scale with the data range, so the conventions agree
+    up to quantisation. ``quantize`` rounds noisy inputs and outputs to multiples of 1/255 (as saving uint8
+    images would). ``clip`` clips AWGN images to [0, 1] (our training transform ``AddBlindGaussianNoised``
+    does; DnCNN-style tables do not). ``methods``: callables, or names for :func:`build_natural_methods`.
+    """
+    if noise not in ("awgn", "poisson"):
+        raise InputError(f"noise {noise!r}: expected 'awgn' or 'poisson'")
+    named = images.items() if isinstance(images, Mapping) else ((f"image{i:03d}", im) for i, im in enumerate(images))
+    if not isinstance(methods, Mapping):
+        methods = build_natural_methods(methods, noise, sigma, lir_weights)
+    if not methods:
+        raise InputError("methods: none given")
+    q = (lambda a: np.round(a * 255.0) / 255.0) if quantize else (lambda a: a)
+
+    def pairs() -> Iterator[Pair]:
+        for i, (name, clean) in enumerate(named):
+            clean = np.asarray(clean, dtype=np.float32)
+            if clean.ndim != 2 or clean.min() < 0 or clean.max() > 1:
+                raise InputError(f"{name}: expected a 2D gray image in [0, 1], got shape {clean.shape}")
+            yield name, q(add_natural_noise(clean, noise, sigma, seed, i, clip)).astype(np.float32), clean
+
+    fns = {k: (lambda x, f=f: q(np.asarray(f(x), dtype=np.float32))) for k, f in methods.items()}
+    names = [FILES["csv"], FILES["markdown"]] + ([FILES["figure"]] if figure else [])
+    out = _prepare_out_dir(out_dir, names, overwrite)
+    rows, image_names, shown = _run(pairs(), fns, [UNIT_WINDOW], "[0, 1]", 0 if (figure and out) else None, progress)
+    level = f"sigma {sigma:g} (0-255 scale)" if noise == "awgn" else "scikit-image random_noise(mode='poisson')"
+    result = EvaluationResult(
+        rows, {m: describe(m, fn) for m, fn in methods.items()}, [UNIT_WINDOW], image_names, "[0, 1]",
+        title or f"{'AWGN' if noise == 'awgn' else 'Poisson'} noise, {level}", data_description,
+        [
+            f"noise: {noise}, {level}, seed {seed} (per image: SeedSequence([seed, index]))"
+            + (f", {'clipped' if clip else 'not clipped'} to [0, 1]" if noise == "awgn" else ""),
+            "images in [0, 1], data range 1: the same PSNR as 0-255 images with peak 255 (the paper's convention); "
+            + ("noisy inputs and outputs rounded to 1/255 steps (uint8)." if quantize else "no rounding to uint8."),
+        ],
+    )
+    if out is None:
+        return result
+    out.mkdir(parents=True, exist_ok=True)
+    if figure and shown is not None:
+        _write_figure(out / FILES["figure"], _natural_figure(shown, image_names[0]), overwrite)
+        result.files["figure"] = out / FILES["figure"]
+    _write_text(out / FILES["csv"], result.to_csv(), overwrite)
+    result.files = {"csv": out / FILES["csv"], "markdown": out / FILES["markdown"], **result.files}
+    _write_text(out / FILES["markdown"], result.to_markdown(), overwrite)
+    return result
+
+
+def _natural_figure(images: Mapping[str, np.ndarray], name: str) -> Any:
+    """Top row: each image ([0, 1] gray); bottom row: a centred zoom (one fifth of the size)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    first = next(iter(images.values()))
+    r, c, h, w = _auto_roi(first, None)
+    fig = Figure(figsize=(2.6 * len(images), 5.6), layout="constrained")
+    axes = fig.subplots(2, len(images), squeeze=False)
+    for j, (label, img) in enumerate(images.items()):
+        axes[0, j].imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0, j].add_patch(Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="#ffd400", linewidth=1.2))
+        axes[1, j].imshow(img[r : r + h, c : c + w], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0, j].set_title(f"{label}\n[0, 1]", fontsize=8)
+        axes[1, j].set_title(f"{label}, zoom", fontsize=8)
+        for ax in axes[:, j]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"{name}: gray [0, 1] (0 black, 1 white)", fontsize=9)
+    return fig
