@@ -1,0 +1,115 @@
+"""Exported inference checkpoints: the Restorer's plain state dict plus a small JSON-able header.
+
+File layout (``torch.save`` of a dict, loadable with ``torch.load(weights_only=True)``)::
+
+    {"format": "ldct-invrep-restorer", "header_json": "<JSON>", "state_dict": {name: Tensor}}
+
+The header always holds ``format_version``, ``package_version`` and ``config`` (the LIRConfig fields, so
+the network can be rebuilt), plus whatever the caller adds: preset, window, training data description,
+iterations, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ldct_invrep import __version__
+from ldct_invrep.errors import InputError
+from ldct_invrep.networks import LIRConfig, LIRNet, Restorer, restorer_state_dict
+
+from .optim import unwrap
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "load_restorer", "read_header", "save_restorer"]
+
+FORMAT = "ldct-invrep-restorer"
+FORMAT_VERSION = 1
+
+
+def save_restorer(path: str | os.PathLike[str], network: nn.Module, header: dict[str, Any] | None = None) -> Path:
+    """Write the Restorer (E_X, G_Y) of ``network`` with ``header`` to ``path`` atomically; returns the path.
+
+    ``network`` is a :class:`LIRNet` (optionally DDP-wrapped; its config goes into the header) or a
+    :class:`Restorer` (then ``header["config"]`` must hold the LIRConfig fields).
+    Raises ``ValueError`` when the header is not JSON-serialisable.
+    """
+    path = Path(path)
+    network = unwrap(network)
+    header = dict(header or {})
+    if isinstance(network, LIRNet):
+        state = restorer_state_dict(network.state_dict())
+        header["config"] = dataclasses.asdict(network.config)
+    elif isinstance(network, Restorer):
+        if "config" not in header:
+            raise ValueError("save_restorer: a bare Restorer needs header['config'] (the LIRConfig fields)")
+        cfg = header["config"]
+        header["config"] = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+        state = network.state_dict()
+    else:
+        raise TypeError(f"save_restorer: expected LIRNet or Restorer, got {type(network).__name__}")
+    header.setdefault("package_version", __version__)
+    header["format_version"] = FORMAT_VERSION
+    try:
+        header_json = json.dumps(header, sort_keys=True)
+    except TypeError as err:
+        raise ValueError(f"save_restorer: header is not JSON-serialisable: {err}") from err
+    payload = {
+        "format": FORMAT,
+        "header_json": header_json,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _read(path: Path, map_location: Any) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise InputError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{path}: not an {FORMAT} checkpoint")
+    return payload
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON header of a restorer checkpoint (config, preset, window, training description, ...)."""
+    return json.loads(_read(Path(path), "cpu")["header_json"])
+
+
+def load_restorer(path: str | os.PathLike[str], map_location: Any = "cpu") -> tuple[Restorer, dict[str, Any]]:
+    """(Restorer in eval mode, header) from a file written by :func:`save_restorer`.
+
+    Raises :class:`~ldct_invrep.errors.InputError` naming the file when it is missing, unreadable, of
+    another format, or its weights do not fit its config.
+    """
+    path = Path(path)
+    payload = _read(path, map_location)
+    header = json.loads(payload["header_json"])
+    version = header.get("format_version", 0)
+    if version > FORMAT_VERSION:
+        raise InputError(f"{path}: checkpoint format {version} is newer than this ldct-invrep ({FORMAT_VERSION})")
+    try:
+        config = LIRConfig(**header["config"])
+        restorer = Restorer.from_config(config)
+        restorer.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise InputError(f"{path}: weights do not match the stored config ({type(err).__name__})") from err
+    return restorer.eval(), header

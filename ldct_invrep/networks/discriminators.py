@@ -1,0 +1,96 @@
+"""Image discriminators D_X, D_Y (eq. 12-13) and the representation discriminator D_R (eq. 9)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .blocks import ConvBlock
+
+__all__ = ["MultiScaleDiscriminator", "RepresentationDiscriminator"]
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """UNIT-style multi-scale patch discriminator D_X / D_Y (eq. 12-13), returning LSGAN logits.
+
+    Each scale: ``n_layers`` 4x4 stride-2 convs (no norm, LeakyReLU 0.2) doubling the channels from
+    ``base_channels``, then a 1x1 conv to one channel: a patch map of logits. Between scales the image
+    is downsampled with ``AvgPool2d(3, 2, 1, count_include_pad=False)``. ``forward`` returns one map per
+    scale, finest first; losses sum over scales.
+
+    Written here rather than using ``monai.networks.nets.MultiScalePatchDiscriminator``: MONAI's version
+    feeds the same full-resolution image to deeper discriminators instead of average-pooling the image
+    between scales, and returns all intermediate features.
+    The input must be at least ``2**n_layers * 2**(num_scales - 1)`` pixels on each side
+    (64 for the paper's 4 layers and 3 scales).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        base_channels: int = 64,
+        n_layers: int = 4,
+        num_scales: int = 3,
+        pad_mode: str = "reflect",
+    ) -> None:
+        super().__init__()
+        self.n_layers = n_layers
+        self.num_scales = num_scales
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        self.scales = nn.ModuleList(
+            [self._make_net(in_channels, base_channels, n_layers, pad_mode) for _ in range(num_scales)]
+        )
+
+    @staticmethod
+    def _make_net(in_channels: int, base_channels: int, n_layers: int, pad_mode: str) -> nn.Sequential:
+        layers: list[nn.Module] = [
+            ConvBlock(in_channels, base_channels, 4, 2, 1, norm="none", act="lrelu", pad_mode=pad_mode)
+        ]
+        ch = base_channels
+        for _ in range(n_layers - 1):
+            layers.append(ConvBlock(ch, ch * 2, 4, 2, 1, norm="none", act="lrelu", pad_mode=pad_mode))
+            ch *= 2
+        layers.append(nn.Conv2d(ch, 1, 1))
+        return nn.Sequential(*layers)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest input side length the deepest scale accepts."""
+        return 2**self.n_layers * 2 ** (self.num_scales - 1)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        if min(x.shape[-2:]) < self.min_size:
+            raise ValueError(
+                f"MultiScaleDiscriminator with {self.n_layers} layers and {self.num_scales} scales needs inputs "
+                f"of at least {self.min_size}x{self.min_size}, got {tuple(x.shape[-2:])}"
+            )
+        outputs = []
+        for i, net in enumerate(self.scales):
+            if i:
+                x = self.downsample(x)
+            outputs.append(net(x))
+        return outputs
+
+
+class RepresentationDiscriminator(nn.Module):
+    """Representation discriminator D_R on content codes (eq. 9): one logit per sample (B x 1).
+
+    ``n_layers`` 3x3 stride-2 convs at constant width with LeakyReLU, global average pooling, then a 1x1
+    conv. Zero padding (not reflection, as in the official code) so that codes of any size, down to 1x1
+    (a 4x4 image), pass: a 64x64 patch gives a 16x16 code, 4 stride-2 convs bring it to 1x1.
+    ``negative_slope`` defaults to 0.2 like the image discriminators (the official code uses 0.01).
+    """
+
+    def __init__(
+        self, in_channels: int = 256, channels: int = 256, n_layers: int = 4, negative_slope: float = 0.2
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        ch = in_channels
+        for _ in range(n_layers):
+            layers += [nn.Conv2d(ch, channels, 3, stride=2, padding=1), nn.LeakyReLU(negative_slope, inplace=True)]
+            ch = channels
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, 1, 1), nn.Flatten(1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.model(z)

@@ -1,0 +1,394 @@
+"""Pieces the MONAI bundles in ``bundles/`` call from their configs (``$ldct_invrep.recipes.<name>(...)``).
+
+The bundles hold no code of their own (model-zoo rule: custom code is imported, not copied). What a
+config cannot say in one expression lives here: the unpaired natural-image sets of paper section 4.2, the
+seeded noisy test sets, the metric views (HU window / 8-bit natural images) given to ``monai.handlers``,
+the CT training cache and Mayo datalist preparation (built once, on one rank under DDP), the export of a
+trained Restorer, and the folder-to-folder inference entries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.handlers import from_engine
+from torch import Tensor, nn
+
+from ldct_invrep.errors import InputError
+
+__all__ = [
+    "denoise_image_folder",
+    "denoise_series_folder",
+    "ensure_ct_cache",
+    "ensure_mayo_datalist",
+    "export_restorer",
+    "lir_config",
+    "load_restorer_weights",
+    "natural_output",
+    "natural_test_items",
+    "natural_unpaired_images",
+    "paired_dicom_dataset",
+    "summarize_metrics",
+    "windowed_output",
+]
+
+NOISES = ("awgn", "poisson")
+
+
+# --------------------------------------------------------------------------------------------- networks
+def lir_config(preset: str = "lite", **overrides: Any):
+    """``networks.get_config(preset, **overrides)`` with ``None`` overrides dropped (a config key left null
+    keeps the preset's value, so ``--base_channels 8`` on the command line changes only that field)."""
+    from ldct_invrep.networks import get_config
+
+    return get_config(preset, **{k: v for k, v in overrides.items() if v is not None})
+
+
+# --------------------------------------------------------------------------------------------- natural images
+def _noise_transform(noise: str, sigma_range: Sequence[float], seed: int):
+    from ldct_invrep.transforms.noise import AddBlindGaussianNoised, AddPoissonNoised
+
+    if noise == "awgn":
+        t = AddBlindGaussianNoised(keys="image", sigma_range=sigma_range, scale=255.0, clip=True)
+    elif noise == "poisson":
+        t = AddPoissonNoised(keys="image", clip=True)
+    else:
+        raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+    return t.set_random_state(seed=int(seed))
+
+
+def _quantize8(img: np.ndarray) -> np.ndarray:
+    """[0, 1] float -> the nearest of the 256 levels of an 8-bit image (still float32 in [0, 1])."""
+    return (np.round(np.clip(img, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+
+
+def _to_net(img01: np.ndarray) -> np.ndarray:
+    """Natural image [0, 1] -> network range [-1, 1] (contracts.md)."""
+    return (2.0 * np.asarray(img01, dtype=np.float32) - 1.0).astype(np.float32)
+
+
+def _image_paths(folder: str | os.PathLike, suffixes: Sequence[str]) -> list[Path]:
+    from ldct_invrep.data.natural import list_images
+
+    suffixes = tuple(s.lower() for s in suffixes)
+    paths = [p for p in list_images(folder) if p.suffix.lower() in suffixes]
+    if not paths:
+        raise InputError(f"{folder}: no {'/'.join(suffixes)} images found")
+    return paths
+
+
+def natural_unpaired_images(
+    folder: str | os.PathLike,
+    noise: str = "awgn",
+    seed: int = 0,
+    sigma_range: Sequence[float] = (5.0, 50.0),
+    suffixes: Sequence[str] = (".png",),
+    quantize: bool = True,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The unpaired training domains of paper section 4.2, in network range: ``(noisy X, clean Y)``.
+
+    The gray images of ``folder`` are split into two disjoint halves (``data.split_unpaired``); each image
+    of the first half is corrupted once, with its own draw (AWGN with sigma uniform in ``sigma_range`` on
+    the 0-255 scale, or scikit-image style Poisson noise), seeded by ``seed``; the second half stays clean.
+    ``quantize`` rounds the corrupted images to 8-bit levels, as the official code saved them as PNGs.
+    """
+    from ldct_invrep.data import load_gray_image, split_unpaired
+
+    x_paths, y_paths = split_unpaired(_image_paths(folder, suffixes), seed=seed)
+    corrupt = _noise_transform(noise, sigma_range, seed)
+    noisy = []
+    for p in x_paths:
+        img = corrupt({"image": load_gray_image(p)})["image"]
+        noisy.append(_to_net(_quantize8(img) if quantize else np.clip(img, 0.0, 1.0)))
+    clean = [_to_net(load_gray_image(p)) for p in y_paths]
+    return noisy, clean
+
+
+def natural_test_items(
+    folder: str | os.PathLike,
+    noise: str = "awgn",
+    sigma: float | None = 25.0,
+    seed: int = 0,
+    suffixes: Sequence[str] = (".png",),
+    quantize: bool = True,
+) -> list[dict[str, Any]]:
+    """Seeded noisy/clean test pairs ``{"noisy": 1xHxW, "clean": 1xHxW, "name": file}`` in network range.
+
+    ``noise="awgn"`` adds white Gaussian noise of a fixed ``sigma`` (0-255 scale; BSD68 at 25, 35, 50,
+    paper Table 1); ``"poisson"`` adds Poisson noise (Kodak, Table 2). RGB files (Kodak) are converted to
+    gray with the BT.601 weights. The noisy image is clipped to [0, 1] and, with ``quantize``, rounded to
+    8-bit levels (an 8-bit noisy image, as the official data preparation wrote it). Same seed, same noise.
+    """
+    from ldct_invrep.data import load_gray_image
+
+    sigma_range = (float(sigma), float(sigma)) if sigma is not None else (0.0, 0.0)
+    corrupt = _noise_transform(noise, sigma_range, seed)
+    items = []
+    for p in _image_paths(folder, suffixes):
+        clean = load_gray_image(p)
+        noisy = np.clip(corrupt({"image": clean})["image"], 0.0, 1.0)
+        noisy = _quantize8(noisy) if quantize else noisy.astype(np.float32)
+        items.append(
+            {"noisy": torch.from_numpy(_to_net(noisy)[None]), "clean": torch.from_numpy(_to_net(clean)[None]), "name": p.name}
+        )
+    return items
+
+
+def natural_output(quantize: bool = True) -> Callable[[Any], tuple[Tensor, Tensor]]:
+    """``output_transform`` for ``monai.handlers`` metrics on natural images: engine output (``pred``,
+    ``label`` in network range) -> (prediction, reference) in [0, 1], prediction clipped and, with
+    ``quantize``, rounded to 8-bit levels (the paper evaluates saved 8-bit images). PSNR with
+    ``max_val=1`` then equals PSNR on [0, 255] with peak 255; SSIM uses ``data_range=1``."""
+    get = from_engine(["pred", "label"])
+
+    def transform(output: Any) -> tuple[Tensor, Tensor]:
+        pred, label = get(output)
+        pred = ((pred.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+        if quantize:
+            pred = torch.round(pred * 255.0) / 255.0
+        return pred, ((label.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    return transform
+
+
+def windowed_output(window: str | Sequence[float] = "abdomen") -> Callable[[Any], tuple[Tensor, Tensor]]:
+    """``output_transform`` for ``monai.handlers`` metrics on CT: engine output (``pred``, ``label`` in network
+    range) -> both in HU clipped to ``window`` (``"abdomen"`` [-160, 240], ``"full"`` [-1024, 3072], any
+    ``transforms.windowing.WINDOWS`` name or a (lo, hi) pair). Use the window width as data range
+    (``PSNR(max_val=hi - lo)``, ``SSIMMetric(data_range=hi - lo)``): ``ldct_invrep.metrics``'s convention."""
+    from ldct_invrep.transforms.windowing import net_to_hu, window_from_name_or_range
+
+    lo, hi = window_from_name_or_range(window)
+    get = from_engine(["pred", "label"])
+
+    def transform(output: Any) -> tuple[Tensor, Tensor]:
+        pred, label = get(output)
+        return net_to_hu(pred.float()).clamp(lo, hi), net_to_hu(label.float()).clamp(lo, hi)
+
+    return transform
+
+
+# --------------------------------------------------------------------------------------------- CT data
+def _is_distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _on_main_rank(build: Callable[[], Any]) -> None:
+    """Run ``build`` on rank 0 only (all ranks wait for it) under torch.distributed, else just run it."""
+    if not _is_distributed():
+        build()
+        return
+    error = None
+    if torch.distributed.get_rank() == 0:
+        try:
+            build()
+        except Exception as exc:  # noqa: BLE001 - re-raised after the barrier so no rank hangs
+            error = exc
+    torch.distributed.barrier()
+    if error is not None:
+        raise error
+
+
+def _cache_matches(cache: Path, sources: Sequence[str], dose_fraction: float, seed: int, hold_out: float) -> bool:
+    manifest = cache.with_suffix(".json")
+    if not (cache.is_file() and manifest.is_file()):
+        return False
+    try:
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    built_from = {os.path.realpath(str(s["source"])) for s in m.get("sources", [])}
+    return (
+        built_from == {os.path.realpath(str(s)) for s in sources}
+        and float(m.get("dose_fraction", -1)) == float(dose_fraction)
+        and int(m.get("seed", -1)) == int(seed)
+        and float(m.get("hold_out", -1)) == float(hold_out)
+    )
+
+
+def ensure_ct_cache(
+    sources: Sequence[str | os.PathLike],
+    cache_file: str | os.PathLike,
+    dose_fraction: float = 0.25,
+    seed: int = 0,
+    hold_out: float = 0.1,
+    rebuild: bool = False,
+    simulator_kwargs: dict[str, Any] | None = None,
+) -> str:
+    """Path of the CT training cache ``cache_file``, built with ``data.build_ct_training_cache`` unless a
+    cache of the same sources, dose fraction, seed and hold-out is already there (or ``rebuild``).
+
+    The low-dose simulation takes seconds a slice, so it runs once; under torch.distributed only rank 0
+    builds and the other ranks wait. Sources are compared as resolved paths (relative to the working folder).
+    Sources that are missing raise ``InputError`` naming them.
+    """
+    from ldct_invrep.data import build_ct_training_cache
+
+    srcs = [str(s) for s in sources]
+    for s in srcs:
+        if not os.path.exists(s):
+            raise InputError(f"{s}: CT source not found (set --dataset_dir or --ct_sources)")
+    cache = Path(cache_file)
+
+    def build() -> None:
+        if rebuild or not _cache_matches(cache, srcs, dose_fraction, seed, hold_out):
+            build_ct_training_cache(
+                srcs, cache, dose_fraction=dose_fraction, seed=seed, hold_out=hold_out, simulator_kwargs=simulator_kwargs
+            )
+
+    _on_main_rank(build)
+    return str(cache)
+
+
+def ensure_mayo_datalist(
+    dataset_dir: str | os.PathLike | None, datalist: str | os.PathLike, split: str = "patient", **kwargs: Any
+) -> str:
+    """Path of the Mayo 2016 datalist ``datalist``; written by ``data.prepare("mayo2016", dataset_dir, datalist)``
+    when it does not exist yet (on rank 0 only under torch.distributed)."""
+    from ldct_invrep.data import prepare
+
+    path = Path(datalist)
+    if path.is_file():
+        return str(path)
+    if dataset_dir is None:
+        raise InputError(f"{path}: datalist not found; give --dataset_dir (the Mayo 2016 root) to write it")
+    _on_main_rank(lambda: path.is_file() or prepare("mayo2016", dataset_dir, path, split=split, **kwargs))
+    return str(path)
+
+
+def paired_dicom_dataset(entries: Iterable[dict[str, Any]], cache_size: int = 64):
+    """``PairedSliceDataset`` of the paired ``{"noisy": file, "clean": file}`` entries of a datalist section
+    (validation/test), each slice read lazily in network range."""
+    from ldct_invrep.data import DicomSliceSequence, PairedSliceDataset
+
+    pairs = [e for e in entries if "noisy" in e and "clean" in e]
+    noisy = DicomSliceSequence([e["noisy"] for e in pairs], cache_size=cache_size)
+    clean = DicomSliceSequence([e["clean"] for e in pairs], cache_size=cache_size)
+    return PairedSliceDataset(noisy, clean)
+
+
+# --------------------------------------------------------------------------------------------- weights
+def export_restorer(network: nn.Module, ckpt_dir: str | os.PathLike, header: dict[str, Any] | None = None) -> list[str]:
+    """Write the trained Restorer (E_X -> G_Y of a LIRNet, DDP-wrapped or not) to ``ckpt_dir``:
+
+    * ``model.pt``: its plain state dict, the MONAI bundle convention (``ckpt_export``, ``bundle.load``,
+      ``CheckpointLoader`` of evaluate.json/inference.json read it);
+    * ``lir_restorer.pt``: ``engine.save_restorer``'s file (state dict + JSON header with the network
+      config), which ``ldct-invrep denoise --weights`` and ``engine.load_restorer`` read.
+    """
+    from ldct_invrep.engine import save_restorer, unwrap
+
+    net = unwrap(network)
+    out = Path(ckpt_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    restorer_file = save_restorer(out / "lir_restorer.pt", net, header)
+    state = {k: v.detach().cpu().clone() for k, v in net.restorer().state_dict().items()}
+    tmp = out / ".model.pt.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, out / "model.pt")
+    return [str(out / "model.pt"), str(restorer_file)]
+
+
+def load_restorer_weights(network: nn.Module, ckpt_file: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
+    """Load ``ckpt_file`` (a plain Restorer state dict such as ``models/model.pt``, or an
+    ``engine.save_restorer`` file) into ``network`` strictly; returns it in eval mode."""
+    path = Path(ckpt_file)
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint file (train first, or pass --ckpt_path)")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and "header_json" in state:
+        state = state["state_dict"]
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise InputError(f"{path}: weights do not fit the configured network (preset/base_channels?): {err}") from err
+    return network.eval()
+
+
+# --------------------------------------------------------------------------------------------- inference
+def denoise_series_folder(
+    network: nn.Module,
+    input_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    batch_size: int = 4,
+    bf16: bool = False,
+    overwrite: bool = False,
+    recursive: bool = True,
+) -> list[str]:
+    """Denoise every DICOM CT series under ``input_dir`` slice by slice (``inference.SliceDenoiser``) and
+    write each as a derived series (``io.write_derived_series``) to ``output_dir/<SeriesInstanceUID>/``.
+    Returns the output folders."""
+    from ldct_invrep.inference import SliceDenoiser
+    from ldct_invrep.io import scan_all_series, write_derived_series
+
+    if input_dir is None:
+        raise InputError("inference: no input folder; pass --input_dir (a folder of DICOM series)")
+    denoiser = SliceDenoiser(network, device=device, batch_size=batch_size, bf16=bf16)
+    outputs = []
+    for info in scan_all_series(input_dir, recursive=recursive):
+        target = Path(output_dir) / info.series_uid
+        batches = (hu for _, hu in info.iter_batches(batch_size))
+        slices = (s for batch in denoiser.iter_denoised(batches) for s in batch)
+        write_derived_series(info, slices, target, method="LIR", overwrite=overwrite)
+        outputs.append(str(target))
+    return outputs
+
+
+def denoise_image_folder(
+    network: nn.Module,
+    input_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    suffixes: Sequence[str] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"),
+) -> list[str]:
+    """Denoise every image of ``input_dir`` (converted to gray) and write 8-bit gray PNGs of the same stem to
+    ``output_dir``. Returns the written files."""
+    from PIL import Image
+
+    from ldct_invrep.data import load_gray_image
+
+    if input_dir is None:
+        raise InputError("inference: no input folder; pass --input_dir (a folder of images)")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = network.to(device).eval()
+    written = []
+    with torch.inference_mode():
+        for p in _image_paths(input_dir, suffixes):
+            x = torch.from_numpy(_to_net(load_gray_image(p)))[None, None].to(device)
+            y = ((net(x)[0, 0].float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
+            target = out / f"{p.stem}.png"
+            Image.fromarray(np.round(y * 255.0).astype(np.uint8)).save(target)
+            written.append(str(target))
+    return written
+
+
+# --------------------------------------------------------------------------------------------- reporting
+def summarize_metrics(output_dir: str | os.PathLike, names: Sequence[str], title: str = "") -> dict[str, dict[str, float]]:
+    """Collect ``<output_dir>/<name>/metrics.csv`` (``monai.handlers.MetricsSaver``, tab separated) of each
+    evaluator into ``<output_dir>/summary.json`` and print one table: the metric names carry the window and
+    data range (e.g. ``abdomen_psnr_dr400``: [-160, 240] HU, data range 400)."""
+    out = Path(output_dir)
+    summary: dict[str, dict[str, float]] = {}
+    for name in names:
+        path = out / name / "metrics.csv"
+        if not path.is_file():
+            continue
+        rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        summary[name] = {k: float(v) for k, v in rows}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    metrics = sorted({k for m in summary.values() for k in m})
+    width = max([len(n) for n in summary] + [8])
+    lines = [title] if title else []
+    lines.append(" ".join([f"{'':{width}}"] + [f"{m:>20}" for m in metrics]))
+    for name, m in summary.items():
+        lines.append(" ".join([f"{name:{width}}"] + [f"{m.get(k, float('nan')):>20.4f}" for k in metrics]))
+    print("\n".join(lines), flush=True)
+    return summary
