@@ -310,6 +310,17 @@ def subset_note(args: argparse.Namespace) -> list[str]:
             f"{'centre crops of ' + str(args.crop) + ' px' if args.crop else 'full size'}.", ""]
 
 
+def natural_prelude(args: argparse.Namespace, name: str, ckpt: Path | None, dataset: str, folder: Path) -> tuple[list[str], bool]:
+    """The lines that follow the paper's numbers in a natural-image table, and whether the table can run: the LIR
+    checkpoint ``ckpt`` (option ``--<name>``) exists and so does the data set's ``folder``."""
+    if not present(ckpt):
+        given = f"--{name.replace('_', '-')} not set" if ckpt is None else shown(ckpt) + " not found"
+        return [f"No {name} checkpoint ({given}): not run; no numbers of ours.", ""], False
+    if not folder.is_dir():
+        return [f"{dataset} not found under {shown(args.shared_data)}: not run.", ""], False
+    return [f"Ours: LIR {training_text(ckpt, header_of(ckpt, 'lir'))}.", ""] + subset_note(args), True
+
+
 def table1(args: argparse.Namespace, say: Callable[[str], None]) -> str:
     out = ["## Table 1: AWGN on BSD68 (gray)", ""]
     paper = ["Paper (trained on Pascal VOC 2007 with sigma drawn in [5, 50]; PSNR / SSIM mean ± std):", "",
@@ -317,14 +328,11 @@ def table1(args: argparse.Namespace, say: Callable[[str], None]) -> str:
     for m, rows in PAPER_TABLE1.items():
         paper.append(f"| {m} | " + " | ".join(f"{fmt(r[0], r[1], 2)} / {fmt(r[2], r[3], 3)}" for r in rows.values()) + " |")
     out += paper + [""]
-    ckpt = args.natural_awgn
-    if not present(ckpt):
-        return "\n".join(out + [f"No natural_awgn checkpoint ({'--natural-awgn not set' if ckpt is None else shown(ckpt) + ' not found'}): "
-                                "not run; no numbers of ours.", ""])
-    folder = args.shared_data / "bsd68"
-    if not folder.is_dir():
-        return "\n".join(out + [f"BSD68 not found under {shown(args.shared_data)}: not run.", ""])
-    out += [f"Ours: LIR {training_text(ckpt, header_of(ckpt, 'lir'))}.", ""] + subset_note(args)
+    ckpt, folder = args.natural_awgn, args.shared_data / "bsd68"
+    lines, ready = natural_prelude(args, "natural_awgn", ckpt, "BSD68", folder)
+    out += lines
+    if not ready:
+        return "\n".join(out)
     images = load_images(folder, args)
     names = ["input"] + ([] if args.no_natural_bm3d else ["bm3d"]) + ["lir"]
     for sigma in (25, 35, 50):
@@ -348,14 +356,11 @@ def table2(args: argparse.Namespace, say: Callable[[str], None]) -> str:
     out = ["## Table 2: Poisson noise on Kodak24", "", "Paper (PSNR / SSIM mean ± std):", "",
            "| method | PSNR / SSIM |", "|---|---:|"]
     out += [f"| {m} | {fmt(r[0], r[1], 2)} / {fmt(r[2], r[3], 3)} |" for m, r in PAPER_TABLE2.items()] + [""]
-    ckpt = args.natural_poisson
-    if not present(ckpt):
-        return "\n".join(out + [f"No natural_poisson checkpoint ({'--natural-poisson not set' if ckpt is None else shown(ckpt) + ' not found'}): "
-                                "not run; no numbers of ours.", ""])
-    folder = args.shared_data / "kodak24"
-    if not folder.is_dir():
-        return "\n".join(out + [f"Kodak24 not found under {shown(args.shared_data)}: not run.", ""])
-    out += [f"Ours: LIR {training_text(ckpt, header_of(ckpt, 'lir'))}.", ""] + subset_note(args)
+    ckpt, folder = args.natural_poisson, args.shared_data / "kodak24"
+    lines, ready = natural_prelude(args, "natural_poisson", ckpt, "Kodak24", folder)
+    out += lines
+    if not ready:
+        return "\n".join(out)
     images = load_images(folder, args)
     names = ["input"] + ([] if args.no_natural_bm3d else ["anscombe_bm3d"]) + ["lir"]
     say(f"Table 2: {len(images)} images, {names}")

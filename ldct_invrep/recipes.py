@@ -162,16 +162,9 @@ def windowed_output(window: str | Sequence[float] = "abdomen") -> Callable[[Any]
     range) -> both in HU clipped to ``window`` (``"abdomen"`` [-160, 240], ``"full"`` [-1024, 3072], any
     ``transforms.windowing.WINDOWS`` name or a (lo, hi) pair). Use the window width as data range
     (``PSNR(max_val=hi - lo)``, ``SSIMMetric(data_range=hi - lo)``): ``ldct_invrep.metrics``'s convention."""
-    from ldct_invrep.transforms.windowing import net_to_hu, window_from_name_or_range
+    from ldct_invrep.engine.handlers import windowed_hu_output
 
-    lo, hi = window_from_name_or_range(window)
-    get = from_engine(["pred", "label"])
-
-    def transform(output: Any) -> tuple[Tensor, Tensor]:
-        pred, label = get(output)
-        return net_to_hu(pred.float()).clamp(lo, hi), net_to_hu(label.float()).clamp(lo, hi)
-
-    return transform
+    return windowed_hu_output(window)
 
 
 # --------------------------------------------------------------------------------------------- CT data

@@ -18,10 +18,10 @@ import numpy as np
 import pydicom
 import pytest
 import torch
+from _helpers import one_thread_fixture, write_ct_slice
 from conftest import REPO_ROOT, shared_path
 from PIL import Image
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from ldct_invrep.engine import load_restorer, read_header
 from ldct_invrep.networks import Restorer
@@ -54,13 +54,7 @@ TINY_TRAIN = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on 2 shared cores two threads contend and a tiny iteration takes 10x longer."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = one_thread_fixture()
 
 
 def run_bundle(bundle: str, config: str, bundle_root: Path, **overrides) -> None:
@@ -127,31 +121,6 @@ def link_subset(src: Path, dst: Path, n: int) -> None:
         (dst / p.name).symlink_to(p)
 
 
-def write_ct_slice(path: Path, hu: np.ndarray, z: float, instance: int, series_uid: str, thickness: float = 3.0) -> None:
-    """A valid single-slice CT DICOM file (uint16, intercept -1024) holding ``hu``."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = generate_uid(), series_uid, generate_uid()
-    ds.Modality, ds.PatientID, ds.SeriesDescription = "CT", "Anonymous", "synthetic"
-    ds.InstanceNumber = instance
-    ds.ImagePositionPatient = [-24.0, -24.0, z]
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.SliceThickness, ds.PixelSpacing = thickness, [0.75, 0.75]
-    ds.Rows, ds.Columns = hu.shape
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel = 15, 0, 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-    ds.PixelData = np.clip(np.round(hu + 1024), 0, 4095).astype(np.uint16).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-
-
 def phantom(k: int, size: int = 72) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
     body = ((yy - size / 2) / (0.45 * size)) ** 2 + ((xx - size / 2) / (0.4 * size)) ** 2 < 1
@@ -169,7 +138,10 @@ def make_mayo_tree(root: Path, patients=("L067", "L096", "L506"), n: int = 4) ->
             for i in range(1, n + 1):
                 name = f"{p}_{tag}_3_1.CT.0004.{i:04d}.2015.12.22.20.19.52.{i}.IMA"
                 hu = phantom(i) + rng.normal(0, noise, (72, 72))
-                write_ct_slice(root / p / f"{dose}_3mm" / name, hu, z=-100.0 - 3.0 * i, instance=i, series_uid=uid)
+                write_ct_slice(
+                    root / p / f"{dose}_3mm" / name, hu, z=-100.0 - 3.0 * i, instance=i, thickness=3.0,
+                    corner=-24.0, description="synthetic", series_uid=uid,
+                )
     return root
 
 

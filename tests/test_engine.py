@@ -10,6 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 import torch
+from _helpers import TINY, one_thread_fixture
 from ignite.engine import Events
 from monai.utils import set_determinism
 from torch.utils.data import DataLoader, Dataset
@@ -35,18 +36,7 @@ from ldct_invrep.errors import InputError
 from ldct_invrep.losses.objective import LIRLossWeights, LIRObjective
 from ldct_invrep.networks import LIRConfig, LIRDiscriminators, LIRNet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a shared 2-core machine one thread avoids
-    OpenMP contention; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-TINY = LIRConfig(base_channels=8, n_res=1, noise_channels=4, dis_channels=8, dis_layers=4, dis_scales=2)
+_one_thread = one_thread_fixture()
 PATCH = 32
 
 

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from _helpers import TINY, one_thread_fixture
 
 from ldct_invrep.networks import (
     PRESETS,
@@ -22,18 +23,7 @@ from ldct_invrep.networks import (
     restorer_state_dict,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a shared 2-core machine one thread avoids
-    OpenMP contention; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-TINY = LIRConfig(base_channels=8, n_res=1, noise_channels=4, dis_channels=8, dis_layers=4, dis_scales=2)
+_one_thread = one_thread_fixture()
 
 
 def _batch(config: LIRConfig, size: int = 32, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

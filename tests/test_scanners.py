@@ -7,11 +7,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
+from _helpers import write_ct_slice
 from conftest import shared_path
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from ldct_invrep.data import (
     DicomSliceSequence,
@@ -34,33 +32,9 @@ N_SLICES = {"1mm": 6, "3mm": 4}
 
 
 def write_ct(path: Path, z: float, instance: int, thickness: float = 1.0, description: str = "") -> None:
-    """A tiny (4x4) but valid CT DICOM file with the header fields the scanners read."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CT"
-    ds.PatientID = "Anonymous"
-    ds.SeriesDescription = description
-    ds.InstanceNumber = instance
-    ds.ImagePositionPatient = [-10.0, -10.0, z]
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.SliceThickness = thickness
-    ds.PixelSpacing = [0.75, 0.75]
-    ds.Rows = ds.Columns = 4
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-    ds.PixelData = np.full((4, 4), 1024 + instance, dtype=np.uint16).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    """A tiny (4x4) but valid CT DICOM file with the header fields the scanners read (stored 1024 + instance)."""
+    hu = np.full((4, 4), float(instance))
+    write_ct_slice(path, hu, z=z, instance=instance, thickness=thickness, corner=-10.0, description=description)
 
 
 def make_mayo_tree(root: Path, patients: list[str], series_first: bool = False) -> Path:

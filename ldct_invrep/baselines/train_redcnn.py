@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from torch import nn
 from ldct_invrep import __version__
 from ldct_invrep.baselines.redcnn import REDCNN
 from ldct_invrep.errors import InputError
+from ldct_invrep.io.atomic import atomic_replace
 
 __all__ = [
     "FORMAT",
@@ -265,15 +264,8 @@ def save_redcnn(path: str | Path, model: REDCNN, header: dict[str, Any]) -> Path
         "header_json": json.dumps(header, sort_keys=True),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_replace(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -512,7 +512,7 @@ def train(bundle_dir: Path, configs: tuple[str, ...], run_id: str, dry_run: bool
 
     \b
     Examples:
-      ldct-invrep train bundles/ldct_mayo data_root=/data/mayo2016 max_iterations=1000
+      ldct-invrep train bundles/ldct_mayo dataset_dir=/data/mayo2016 max_iterations=1000
       ldct-invrep train bundles/ldct_mayo --config configs/train.json --config my_overrides.json
       ldct-invrep train bundles/natural_awgn --dry-run
     """

@@ -93,19 +93,20 @@ def verify_image_set(folder: str | Path, manifest: str | Path | dict[str, Any]) 
     return report
 
 
+def name_list(items: list[Any], limit: int = 12) -> str:
+    """``"a, b, c (+N more)"``: the first ``limit`` items, then how many were left out."""
+    shown = ", ".join(str(i) for i in items[:limit])
+    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
 def format_image_set_report(report: ImageSetReport, max_names: int = 10) -> str:
     """Human-readable summary naming what is missing or modified."""
-
-    def names(items: list[str]) -> str:
-        more = f" (+{len(items) - max_names} more)" if len(items) > max_names else ""
-        return ", ".join(items[:max_names]) + more
-
     lines = [f"{report.name or 'image set'} at {report.folder}: {report.n_verified}/{report.n_expected} files verified"]
     if report.missing:
-        lines.append(f"  missing ({len(report.missing)}): {names(report.missing)}")
+        lines.append(f"  missing ({len(report.missing)}): {name_list(report.missing, max_names)}")
     if report.mismatched:
-        lines.append(f"  checksum/size mismatch ({len(report.mismatched)}): {names(report.mismatched)}")
+        lines.append(f"  checksum/size mismatch ({len(report.mismatched)}): {name_list(report.mismatched, max_names)}")
     if report.extra:
-        lines.append(f"  not in the manifest ({len(report.extra)}): {names(report.extra)}")
+        lines.append(f"  not in the manifest ({len(report.extra)}): {name_list(report.extra, max_names)}")
     lines.append("  OK" if report.ok else "  NOT OK")
     return "\n".join(lines)

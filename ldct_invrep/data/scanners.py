@@ -19,7 +19,7 @@ from typing import Any
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from ldct_invrep.data.image_sets import ImageSetReport, format_image_set_report
+from ldct_invrep.data.image_sets import ImageSetReport, format_image_set_report, name_list
 from ldct_invrep.data.manifests import load_manifest
 from ldct_invrep.errors import InputError
 
@@ -342,24 +342,19 @@ def scan_tcia_ldct(
 
 
 # --------------------------------------------------------------------------------------------- reporting
-def _names(items: list[Any], limit: int = 12) -> str:
-    shown = ", ".join(str(i) for i in items[:limit])
-    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
-
-
 def format_report(report: ScanReport | ImageSetReport, limit: int = 12) -> str:
     """A readable summary that names what is missing, stray, unreadable or inconsistent."""
     if isinstance(report, ImageSetReport):
         return format_image_set_report(report, limit)
     lines = [f"{report.dataset} at {report.root}"]
     present = report.patients_present
-    lines.append(f"  patients found ({len(present)}): {_names(present, 50) or 'none'}")
+    lines.append(f"  patients found ({len(present)}): {name_list(present, 50) or 'none'}")
     if report.missing_patients:
-        lines.append(f"  MISSING patients ({len(report.missing_patients)}): {_names(report.missing_patients, 50)}")
+        lines.append(f"  MISSING patients ({len(report.missing_patients)}): {name_list(report.missing_patients, 50)}")
     if report.extra_patients:
-        lines.append(f"  patients not in the manifest (ignored by the datalists): {_names(report.extra_patients)}")
+        lines.append(f"  patients not in the manifest (ignored by the datalists): {name_list(report.extra_patients)}")
     if report.missing_series:
-        lines.append(f"  MISSING series ({len(report.missing_series)}): {_names(report.missing_series, limit)}")
+        lines.append(f"  MISSING series ({len(report.missing_series)}): {name_list(report.missing_series, limit)}")
     by_kind: dict[str, list[SeriesScan]] = defaultdict(list)
     for s in report.series:
         by_kind[" ".join(x for x in (s.dose, s.thickness, s.kernel) if x)].append(s)
@@ -367,9 +362,9 @@ def format_report(report: ScanReport | ImageSetReport, limit: int = 12) -> str:
         lines.append(f"  {kind}: {len(items)} series, {sum(s.n for s in items)} slices")
     if report.stray_files:
         rel = [p.relative_to(report.root) if p.is_relative_to(report.root) else p for p in report.stray_files]
-        lines.append(f"  STRAY files ({len(rel)}): {_names(rel, limit)}")
+        lines.append(f"  STRAY files ({len(rel)}): {name_list(rel, limit)}")
     if report.unreadable:
-        lines.append(f"  UNREADABLE / non-CT files ({len(report.unreadable)}): {_names(report.unreadable, limit)}")
+        lines.append(f"  UNREADABLE / non-CT files ({len(report.unreadable)}): {name_list(report.unreadable, limit)}")
     for w in report.warnings:
         lines.append(f"  WARNING: {w}")
     for n in report.notes:

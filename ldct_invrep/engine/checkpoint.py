@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from torch import nn
 
 from ldct_invrep import __version__
 from ldct_invrep.errors import InputError
+from ldct_invrep.io.atomic import atomic_replace
 from ldct_invrep.networks import LIRConfig, LIRNet, Restorer, restorer_state_dict
 
 from .optim import unwrap
@@ -65,15 +65,8 @@ def save_restorer(path: str | os.PathLike[str], network: nn.Module, header: dict
         "header_json": header_json,
         "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_replace(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -201,7 +201,9 @@ def prepare_paired_batch(
     )
 
 
-def _windowed(window: str | Sequence[float]) -> Callable[[Any], tuple[Tensor, Tensor]]:
+def windowed_hu_output(window: str | Sequence[float]) -> Callable[[Any], tuple[Tensor, Tensor]]:
+    """``output_transform``: engine output (``pred``, ``label`` in network range) -> both in HU clipped to ``window``
+    (a ``transforms.windowing.WINDOWS`` name or a (lo, hi) pair); ``recipes.windowed_output`` for the bundles."""
     lo, hi = window_from_name_or_range(window)
     get = from_engine(["pred", "label"])
 
@@ -232,7 +234,9 @@ def make_validation(
         val_data_loader=val_data_loader,
         network=unwrap(network).restorer(),
         prepare_batch=prepare_paired_batch,
-        key_val_metric={"val_psnr": PeakSignalToNoiseRatio(max_val=hi - lo, output_transform=_windowed(window))},
+        key_val_metric={
+            "val_psnr": PeakSignalToNoiseRatio(max_val=hi - lo, output_transform=windowed_hu_output(window))
+        },
         val_handlers=val_handlers,
         decollate=False,
         amp=amp,

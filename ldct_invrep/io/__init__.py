@@ -8,22 +8,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ldct_invrep.io.atomic import atomic_output_dir, atomic_output_file, check_output_location
-from ldct_invrep.io.dicom import (
-    DerivedSeriesPaths,
-    DerivedSeriesWriter,
+from ldct_invrep.io.atomic import (
+    atomic_output_dir,
+    atomic_output_file,
+    atomic_replace,
+    check_output_location,
+)
+from ldct_invrep.io.dicom_read import (
     DicomSeries,
     FolderScan,
     SeriesInfo,
     find_series,
     geometry_affine,
-    hu_to_stored,
     iter_series_slices,
     read_all_series,
     read_series,
     scan_all_series,
     scan_folder,
     scan_series,
+)
+from ldct_invrep.io.dicom_write import (
+    DerivedSeriesPaths,
+    DerivedSeriesWriter,
+    hu_to_stored,
     write_derived_series,
 )
 from ldct_invrep.io.nifti import NiftiVolume, read_nifti, write_nifti
@@ -41,6 +48,7 @@ __all__ = [
     "SeriesInfo",
     "atomic_output_dir",
     "atomic_output_file",
+    "atomic_replace",
     "check_output_location",
     "find_series",
     "geometry_affine",

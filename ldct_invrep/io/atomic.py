@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from ldct_invrep.errors import InputError
 
-__all__ = ["atomic_output_dir", "atomic_output_file", "check_output_location"]
+__all__ = ["atomic_output_dir", "atomic_output_file", "atomic_replace", "check_output_location"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +112,23 @@ def atomic_output_file(target: str | os.PathLike, overwrite: bool = False) -> It
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextmanager
+def atomic_replace(path: str | os.PathLike) -> Iterator[str]:
+    """Yield the name of a new, empty temporary file next to ``path``; it replaces ``path`` when the block succeeds.
+
+    Unlike :func:`atomic_output_file` there is no overwrite check: an existing file is always replaced. The
+    temporary file is made by ``tempfile.mkstemp`` (hidden ``.<name>.*.tmp``, mode 0600, which the result keeps);
+    ``path``'s folder is created if needed. On an exception it is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

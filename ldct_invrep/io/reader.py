@@ -1,7 +1,7 @@
 """`LIRDicomReader`: our DICOM series reading as a MONAI ``ImageReader`` for ``LoadImage``/``LoadImaged``.
 
 MONAI's ``PydicomReader``/``ITKReader`` also read series folders; this reader exists so that MONAI
-pipelines get exactly the checks and decisions of :func:`ldct_invrep.io.dicom.scan_series` (CT only,
+pipelines get exactly the checks and decisions of :func:`ldct_invrep.io.dicom_read.scan_series` (CT only,
 sort along the slice normal, several series refused, pylibjpeg decoding, rescale rules, one-line
 :class:`~ldct_invrep.errors.InputError`). The output follows MONAI's ITKReader convention: array axes
 (col, row, slice) i.e. (x, y, z) unless ``reverse_indexing``, affine from those indices to RAS mm
@@ -18,7 +18,7 @@ import numpy as np
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
-from ldct_invrep.io.dicom import DicomSeries, read_series, scan_folder
+from ldct_invrep.io.dicom_read import DicomSeries, read_series, scan_folder
 
 __all__ = ["LIRDicomReader"]
 
@@ -27,7 +27,7 @@ class LIRDicomReader(ImageReader):
     """Read a CT series (folder or single file) to HU for ``LoadImage(reader=LIRDicomReader())``.
 
     Args:
-        series_uid, recursive, force, allow_single_slice: passed to :func:`~ldct_invrep.io.dicom.read_series`.
+        series_uid, recursive, force, allow_single_slice: passed to :func:`~ldct_invrep.io.dicom_read.read_series`.
         affine_lps_to_ras: RAS affine (MONAI's default for ITK/pydicom readers) rather than DICOM's LPS.
         reverse_indexing: array in (slice, row, col) numpy order instead of MONAI's (x, y, z).
     """

@@ -9,6 +9,19 @@ from .blocks import ConvBlock, ResidualBlock
 __all__ = ["ContentEncoder", "NoiseEncoder"]
 
 
+def _downsampling_stem(
+    in_channels: int, base_channels: int, n_downsample: int, norm: str, pad_mode: str
+) -> tuple[list[nn.Module], int]:
+    """The layers both encoders start with, and their output channels: a 7x7 conv to ``base_channels``, then
+    ``n_downsample`` stride-2 4x4 convs doubling the channels (all with ``norm`` and ReLU)."""
+    layers: list[nn.Module] = [ConvBlock(in_channels, base_channels, 7, norm=norm, act="relu", pad_mode=pad_mode)]
+    ch = base_channels
+    for _ in range(n_downsample):
+        layers.append(ConvBlock(ch, ch * 2, 4, stride=2, padding=1, norm=norm, act="relu", pad_mode=pad_mode))
+        ch *= 2
+    return layers, ch
+
+
 class ContentEncoder(nn.Module):
     """Content encoder E_X / E_Y: z = E(x) (eq. 3-6).
 
@@ -28,11 +41,7 @@ class ContentEncoder(nn.Module):
         pad_mode: str = "reflect",
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [ConvBlock(in_channels, base_channels, 7, norm=norm, act="relu", pad_mode=pad_mode)]
-        ch = base_channels
-        for _ in range(n_downsample):
-            layers.append(ConvBlock(ch, ch * 2, 4, stride=2, padding=1, norm=norm, act="relu", pad_mode=pad_mode))
-            ch *= 2
+        layers, ch = _downsampling_stem(in_channels, base_channels, n_downsample, norm, pad_mode)
         layers += [ResidualBlock(ch, norm=norm, pad_mode=pad_mode) for _ in range(n_res)]
         self.model = nn.Sequential(*layers)
         self.in_channels = in_channels
@@ -63,11 +72,7 @@ class NoiseEncoder(nn.Module):
         pad_mode: str = "reflect",
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [ConvBlock(in_channels, base_channels, 7, norm=norm, act="relu", pad_mode=pad_mode)]
-        ch = base_channels
-        for _ in range(n_downsample):
-            layers.append(ConvBlock(ch, ch * 2, 4, stride=2, padding=1, norm=norm, act="relu", pad_mode=pad_mode))
-            ch *= 2
+        layers, ch = _downsampling_stem(in_channels, base_channels, n_downsample, norm, pad_mode)
         out_channels = ch if out_channels is None else out_channels
         layers.append(nn.Conv2d(ch, out_channels, 1))
         self.model = nn.Sequential(*layers)
