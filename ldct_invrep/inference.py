@@ -19,7 +19,7 @@ import torch
 from monai.inferers import SimpleInferer
 
 from ldct_invrep.networks import Restorer
-from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE
+from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, net_to_hu
 
 DEFAULT_WEIGHTS_NAME = "lir_ct_lite.pt"
 
@@ -69,26 +69,17 @@ class SliceDenoiser:
         hu_range = tuple(header.get("hu_range", NETWORK_HU_RANGE))
         return cls(restorer, hu_range=hu_range, **kwargs), header
 
-    def _to_net(self, hu: np.ndarray) -> torch.Tensor:
-        lo, hi = self.hu_range
-        net = (np.clip(hu, lo, hi) - lo) / (hi - lo) * 2.0 - 1.0
-        return torch.from_numpy(net.astype(np.float32, copy=False))[:, None]
-
-    def _to_hu(self, net: torch.Tensor) -> np.ndarray:
-        lo, hi = self.hu_range
-        return ((net[:, 0].float().cpu().numpy() + 1.0) / 2.0 * (hi - lo) + lo).astype(np.float32)
-
     @torch.inference_mode()
     def denoise_batch(self, hu: np.ndarray) -> np.ndarray:
         """Denoise a stack ``(n, H, W)`` of HU slices in one forward pass."""
         hu = np.asarray(hu, dtype=np.float32)
         if hu.ndim != 3:
             raise ValueError(f"expected (n, H, W) HU slices, got shape {hu.shape}")
-        x = self._to_net(hu).to(self.device)
+        x = torch.from_numpy(hu_to_net(hu, self.hu_range))[:, None].to(self.device)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         with autocast:
             y = self.inferer(x, self.restorer)
-        out = self._to_hu(y)
+        out = net_to_hu(y[:, 0].float().cpu().numpy(), self.hu_range)
         outside = (hu < self.hu_range[0]) | (hu > self.hu_range[1])
         out[outside] = hu[outside]
         return out
