@@ -54,7 +54,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = Path(os.environ.get("LDCT_INVREP_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 # ---------------------------------------------------------------------------------------- the paper's numbers
-# Rao et al., "Learning Invariant Representation for Unsupervised Image Restoration", CVPR 2020.
+# Du, Chen and Yang, "Learning Invariant Representation for Unsupervised Image Restoration", CVPR 2020.
 PAPER_TABLE1 = {  # BSD68, AWGN: method -> sigma -> (PSNR mean, std, SSIM mean, std)
     "BM3D": {25: (30.18, 2.07, 0.921, 0.03), 35: (28.09, 2.17, 0.883, 0.04), 50: (25.87, 2.31, 0.830, 0.06)},
     "DnCNN (supervised)": {25: (30.70, 2.04, 0.931, 0.02), 35: (28.75, 2.10, 0.901, 0.03), 50: (26.54, 2.15, 0.857, 0.05)},
@@ -455,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections = {"3": table3, "1": table1, "2": table2, "4": table4}
     parts = [
         "# LIR (CVPR 2020) tables reproduced with ldct-invrep", "",
-        "Rao et al., *Learning Invariant Representation for Unsupervised Image Restoration*, CVPR 2020. Each "
+        "Du, Chen and Yang, *Learning Invariant Representation for Unsupervised Image Restoration*, CVPR 2020. Each "
         "section puts the paper's numbers next to ours and says what our models trained on and for how long "
         "(from the checkpoint headers). Sections without a checkpoint show no numbers of ours. The paper trained "
         "on a GPU for far more iterations; ours train on 2 CPU cores, so read the gaps with that in mind.", "",

@@ -60,14 +60,19 @@ def read_hu(folder: Path) -> np.ndarray:
 
 
 def make_tiny_weights(path: Path) -> Path:
-    """A random-weight lite Restorer (4 base channels, 1 residual block) saved with ``save_restorer``."""
+    """A random-weight lite Restorer (4 base channels, 1 residual block) saved with ``save_restorer``.
+
+    The lite generators are residual with a zero-initialised output layer (the identity map); that layer is
+    drawn at random here too, so the tests can tell a denoised series from its input."""
     from ldct_invrep.engine.checkpoint import save_restorer
     from ldct_invrep.networks import LIRNet, get_config
 
     torch.manual_seed(0)
     config = get_config("lite", base_channels=4, n_res=1, noise_channels=4, dis_channels=4)
     header = {"preset": "lite", "training_data": "none (random weights for tests)", "iterations": 0, "hu_range": [-1024, 3072]}
-    return save_restorer(path, LIRNet(config), header)
+    net = LIRNet(config)
+    torch.nn.init.normal_(net.generator_y.model[-1].conv.weight, std=0.05)
+    return save_restorer(path, net, header)
 
 
 @pytest.fixture(scope="session")

@@ -106,6 +106,21 @@ def test_unpaired_skips_air() -> None:
     assert float(all_air[0]["noisy"].max()) == -1.0  # gives up after max_tries and still returns a patch
 
 
+def test_unpaired_area_weighted_draws_images_by_pixel_count() -> None:
+    # one large image of value 0.25 and nine small ones of value -0.25: per image the small ones are drawn
+    # 9 times in 10, per pixel the large one (400x400 against 9 x 64x64) about 4 times in 5
+    large = [np.full((400, 400), 0.25, np.float32)]
+    small = [np.full((64, 64), -0.25, np.float32) for _ in range(9)]
+    images = large + small
+    frac = {}
+    for weighted in (False, True):
+        ds = UnpairedPatchDataset(images, images, samples_per_epoch=400, min_tissue_fraction=0, area_weighted=weighted)
+        frac[weighted] = np.mean([float(ds[i]["noisy"].mean()) > 0 for i in range(len(ds))])
+    expected = 400 * 400 / (400 * 400 + 9 * 64 * 64)
+    assert abs(frac[False] - 0.1) < 0.05
+    assert abs(frac[True] - expected) < 0.06
+
+
 def test_unpaired_flips_only_when_asked() -> None:
     ramp = np.tile(np.linspace(-0.5, 0.5, 64, dtype=np.float32), (64, 1))
     flipped = UnpairedPatchDataset([ramp], [ramp], samples_per_epoch=32, min_tissue_fraction=0)

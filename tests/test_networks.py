@@ -191,6 +191,29 @@ def test_multiscale_discriminator_scales_and_min_size():
     assert [tuple(o.shape) for o in d3(torch.rand(1, 3, 48, 40))] == [(1, 1, 6, 5), (1, 1, 3, 2)]
 
 
+def test_high_pass_discriminator_sees_amplified_detail():
+    torch.manual_seed(0)
+    plain = MultiScaleDiscriminator(in_channels=1, base_channels=8, n_layers=4, num_scales=3)
+    hp = MultiScaleDiscriminator(in_channels=1, base_channels=8, n_layers=4, num_scales=3, high_pass_gain=20.0)
+    assert plain.scales[0][0].conv.in_channels == 1 and hp.scales[0][0].conv.in_channels == 2
+    flat = torch.full((1, 1, 64, 64), -0.5)
+    with torch.no_grad():
+        # a constant image has no detail: the high-pass channel is exactly zero (replicate-padded mean)
+        seen = {}
+        hp.scales[0].register_forward_hook(lambda m, inp, out: seen.setdefault("input", inp[0]))
+        hp(flat)
+        assert seen["input"].shape == (1, 2, 64, 64)
+        assert torch.equal(seen["input"][:, 0], flat[:, 0]) and seen["input"][:, 1].abs().max() == 0
+        seen.clear()
+        noisy = flat + 0.01 * torch.randn_like(flat)
+        hp(noisy)
+        detail = seen["input"][:, 1]
+        assert 0.1 < float(detail.std()) < 0.25  # 20 x the high-pass part of 0.01 white noise (~0.94 of it)
+    config = get_config("lite", base_channels=4, n_res=1, noise_channels=4, dis_high_pass_gain=8.0)
+    disc = LIRDiscriminators(config)
+    assert disc.discriminator_x.high_pass_gain == disc.discriminator_y.high_pass_gain == 8.0
+
+
 @pytest.mark.parametrize("size", [(16, 16), (8, 8), (3, 5), (1, 1)])
 def test_representation_discriminator_small_codes(size):
     d = RepresentationDiscriminator(in_channels=16, channels=16, n_layers=4)
@@ -236,3 +259,25 @@ def test_presets_and_overrides():
         get_config("huge")
     with pytest.raises(ValueError):
         LIRConfig(norm="group")
+
+
+def test_residual_generators_start_as_identity_and_restorer_matches_x2y():
+    config = get_config("lite", base_channels=4, n_res=1, noise_channels=4)
+    assert config.residual and not PRESETS["paper"].residual
+    net = LIRNet(config).eval()
+    x, y = _batch(config, size=32)
+    with torch.no_grad():
+        out = net(x, y)
+        # zero-initialised output layers: every translation and reconstruction is its source image
+        for name, source in (("x2y", x), ("y2x", y), ("x_rec", x), ("y_rec", y), ("x_cyc", x), ("y_cyc", y)):
+            assert torch.allclose(getattr(out, name), source), name
+        net.generator_y.model[-1].conv.bias.add_(0.1)
+        out = net(x, y)
+        assert torch.allclose(out.x2y, x + math.tanh(0.1), atol=1e-6)  # source + tanh(correction)
+        restorer = net.restorer()
+        assert restorer.residual and torch.equal(restorer(x), out.x2y)
+        rebuilt = Restorer.from_config(config).eval()
+        rebuilt.load_state_dict(net.restorer_state_dict())
+        assert torch.equal(rebuilt(x[..., :29, :27]), restorer(x[..., :29, :27]))  # padded sizes too
+        scripted = torch.jit.script(rebuilt)
+        assert torch.allclose(scripted(x), restorer(x))

@@ -65,6 +65,11 @@ class UnpairedPatchDataset(Dataset):
     drawn, up to ``max_tries`` times; after that the crop with the most tissue seen is used, so a sample is
     always returned. ``min_tissue_fraction=0`` disables the check (natural images).
 
+    Image choice: uniform over images, or with ``area_weighted`` in proportion to each image's pixel count,
+    so every pixel is equally likely to be sampled (this reads every image once, at construction). CT corpora mix 512 x 512 slices with small ones (a 3 mm
+    NIfTI volume has 122 x 101 slices whose noise at 3 mm pixels is ten times weaker); drawn per image, the
+    many small slices would crowd out the large ones that look like the scans the model is used on.
+
     Determinism: item ``index`` is a pure function of ``(seed, epoch, index)``: the generators are seeded
     from ``numpy.random.SeedSequence([seed, epoch, index])``. DataLoader workers, their number and resuming
     at any index therefore give the same patches. Call ``set_epoch`` at the start of each epoch for new
@@ -88,6 +93,7 @@ class UnpairedPatchDataset(Dataset):
         max_tries: int = 10,
         epoch: int = 0,
         transform: Callable[[dict[str, torch.Tensor]], Any] | None = None,
+        area_weighted: bool = False,
     ) -> None:
         if len(noisy_images) == 0 or len(clean_images) == 0:
             raise InputError(
@@ -109,6 +115,18 @@ class UnpairedPatchDataset(Dataset):
         self.max_tries = int(max_tries)
         self.epoch = int(epoch)
         self.transform = transform
+        self.area_weighted = bool(area_weighted)
+        self._image_probabilities = {
+            "noisy_images": self._probabilities(noisy_images),
+            "clean_images": self._probabilities(clean_images),
+        }
+
+    def _probabilities(self, images: Sequence[ImageLike]) -> np.ndarray | None:
+        """Per-image draw probabilities: None (uniform), or pixel counts normalised (``area_weighted``)."""
+        if not self.area_weighted:
+            return None
+        areas = np.array([float(np.prod(np.shape(im)[-2:])) for im in images])
+        return areas / areas.sum()
 
     def set_epoch(self, epoch: int) -> None:
         """Select the draws of another epoch (same seed, new patches)."""
@@ -141,8 +159,9 @@ class UnpairedPatchDataset(Dataset):
         p = self.patch_size
         best: np.ndarray | None = None
         best_fraction = -1.0
+        probabilities = self._image_probabilities[name]
         for _ in range(self.max_tries):
-            i = int(rng.integers(len(images)))
+            i = int(rng.integers(len(images)) if probabilities is None else rng.choice(len(images), p=probabilities))
             image = _as_chw(images[i], f"{name}[{i}]")
             _, h, w = image.shape
             if h < p or w < p:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import ConvBlock
@@ -22,6 +24,12 @@ class MultiScaleDiscriminator(nn.Module):
     between scales, and returns all intermediate features.
     The input must be at least ``2**n_layers * 2**(num_scales - 1)`` pixels on each side
     (64 for the paper's 4 layers and 3 scales).
+
+    ``high_pass_gain`` > 0 (not in the paper) appends ``gain * (x - mean3x3(x))`` to the input channels: the
+    image's finest detail, amplified. CT noise of 60-90 HU is 0.03-0.04 in the network range of 4096 HU,
+    below what a freshly initialised discriminator picks out among edges of 0.5; in a short CPU run it never
+    left chance level. The low frequencies need no help: background consistency (eq. 10) ties them to the
+    source image.
     """
 
     def __init__(
@@ -31,13 +39,16 @@ class MultiScaleDiscriminator(nn.Module):
         n_layers: int = 4,
         num_scales: int = 3,
         pad_mode: str = "reflect",
+        high_pass_gain: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_layers = n_layers
         self.num_scales = num_scales
+        self.high_pass_gain = float(high_pass_gain)
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        net_channels = in_channels * 2 if self.high_pass_gain > 0 else in_channels
         self.scales = nn.ModuleList(
-            [self._make_net(in_channels, base_channels, n_layers, pad_mode) for _ in range(num_scales)]
+            [self._make_net(net_channels, base_channels, n_layers, pad_mode) for _ in range(num_scales)]
         )
 
     @staticmethod
@@ -63,6 +74,9 @@ class MultiScaleDiscriminator(nn.Module):
                 f"MultiScaleDiscriminator with {self.n_layers} layers and {self.num_scales} scales needs inputs "
                 f"of at least {self.min_size}x{self.min_size}, got {tuple(x.shape[-2:])}"
             )
+        if self.high_pass_gain > 0:
+            local_mean = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+            x = torch.cat([x, self.high_pass_gain * (x - local_mean)], dim=1)
         outputs = []
         for i, net in enumerate(self.scales):
             if i:

@@ -40,9 +40,11 @@ class LIRConfig:
     dis_channels: int = 64
     dis_layers: int = 4
     dis_scales: int = 3
+    dis_high_pass_gain: float = 0.0  # > 0: image discriminators also see the amplified high-pass image
     use_noise_encoder: bool = True  # Table 4 (a) when False
     use_representation_discriminator: bool = True  # Table 4 (b) when False
     content_code_noise: bool = False  # official code adds N(0, 1) to content codes in training
+    residual: bool = False  # generators add their output to the image the code came from (see LIRNet)
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
@@ -72,17 +74,30 @@ class LIRConfig:
 PRESETS: dict[str, LIRConfig] = {
     # UNIT dims (section 4.1: "similar network architecture as [21]"), 256-channel noise code as the official code.
     "paper": LIRConfig(),
-    # Batch norm, as the official LIR code: instance norm removes each channel's spatial mean, so uniform patches
-    # of fat and of liver encode alike and absolute HU levels must be re-inferred from context; with no norm at
-    # all the unnormalised activations saturate the tanh output at initialisation. On CT patches a plain
-    # E_Y -> G_Y autoencoder reached L1 0.037 (batch) vs 0.049 (instance) after 200 iterations at lr 5e-4.
-    # "paper" keeps UNIT's instance norm, as specified.
-    # CPU preset, chosen by measurement (benchmarks/train_speed.py): one full training iteration (batch 16 of
-    # 64x64, fp32, 2 threads, all losses but VGG) takes about 1.0 s on an idle 2-core machine, against about
-    # 1.7 s with base 12, 2.4 s with base 16 and 40+ s for "paper". The full-resolution convolutions of the
-    # generators (5x5 upsampling, 7x7 output) dominate at this width.
+    # CPU preset, chosen by measurement on 2 cores (benchmarks/train_speed.py, docs/shipped_weights.md). Each
+    # departure from "paper" below was needed to learn anything in an hour of CPU time:
+    # * batch norm, as the official LIR code: instance norm removes each channel's spatial mean, so uniform
+    #   patches of fat and of liver encode alike and absolute HU levels must be re-inferred from context;
+    # * residual generators (LIRNet): each generator predicts a correction to the image its code came from,
+    #   starting at the identity. As a plain encoder-decoder this network was still ~75 HU off after 200
+    #   iterations and its first weights scored below their own input;
+    # * no downsampling: the content code keeps the full resolution (8 channels). A correction that
+    #   cancels noise is a per-pixel signal that a 4x-downsampled code cannot carry: with 2 downsamplings the
+    #   residual network had not moved from the identity after 400 iterations, at full resolution it had
+    #   gained 1.9 dB on the real Mayo pair after 400;
+    # * high-pass discriminator input (MultiScaleDiscriminator): 60-90 HU of CT noise is 0.03-0.04 in the
+    #   network range, and plain discriminators stayed at chance level for the first hundreds of iterations.
     "lite": LIRConfig(
-        norm="batch", base_channels=8, n_res=2, noise_channels=8, dis_channels=16, dis_layers=4, dis_scales=3
+        norm="batch",
+        base_channels=8,
+        n_downsample=0,
+        n_res=2,
+        noise_channels=8,
+        dis_channels=16,
+        dis_layers=4,
+        dis_scales=3,
+        dis_high_pass_gain=20.0,
+        residual=True,
     ),
 }
 
@@ -122,6 +137,13 @@ def _clean_generator(config: LIRConfig) -> Generator:
     return Generator(config.code_channels, config.in_channels, config.n_downsample, config.n_res, config.norm)
 
 
+def _zero_output_layer(generator: Generator) -> None:
+    """Zero a generator's last convolution, so a residual generator starts as the identity map."""
+    last = generator.model[-1].conv
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+
+
 class LIRNet(nn.Module):
     """Generator side of LIR: content encoders E_X, E_Y, noise encoder E_X^N, generators G_X, G_Y.
 
@@ -129,6 +151,11 @@ class LIRNet(nn.Module):
     ``noise_encoder`` and G_X takes the content code alone. Every parameter then receives a gradient
     from the generator loss, so DistributedDataParallel needs no ``find_unused_parameters``.
     Generator-side weights are kaiming-normal initialised with zero biases.
+
+    With ``config.residual`` every generator output is added to the image whose content code it decodes
+    (``x2y = x + G_Y(E_X(x))``, ``y2x = y + G_X(E_Y(y) ⊕ z^N)``, ``x_cyc = x2y + G_X(...)``, ...), and the
+    generators' output layers start at zero: the system starts as the identity and G_Y learns the noise
+    to subtract, G_X the noise to add. The losses of eq. 7-14 are unchanged.
     """
 
     def __init__(self, config: LIRConfig = LIRConfig()) -> None:
@@ -151,6 +178,9 @@ class LIRNet(nn.Module):
         )
         self.generator_y = _clean_generator(config)
         init_weights(self, "kaiming")
+        if config.residual:
+            _zero_output_layer(self.generator_x)
+            _zero_output_layer(self.generator_y)
 
     def _sample(self, mu: Tensor, enabled: bool = True) -> Tensor:
         """Reparameterised sample mu + eps, eps ~ N(0, I), in training only (UNIT's reduced VAE)."""
@@ -158,9 +188,17 @@ class LIRNet(nn.Module):
             return mu + torch.randn_like(mu)
         return mu
 
-    def _decode_x(self, z: Tensor, z_n: Tensor | None) -> Tensor:
-        """G_X(z ⊕ z^N) (eq. 4-5), or G_X(z) without a noise encoder."""
-        return self.generator_x(z if z_n is None else torch.cat([z, z_n], dim=1))
+    def _add_source(self, decoded: Tensor, source: Tensor) -> Tensor:
+        """``source + decoded`` for residual generators, else ``decoded``."""
+        return source + decoded if self.config.residual else decoded
+
+    def _decode_x(self, z: Tensor, z_n: Tensor | None, source: Tensor) -> Tensor:
+        """G_X(z ⊕ z^N) (eq. 4-5), or G_X(z) without a noise encoder; ``source`` is the image z came from."""
+        return self._add_source(self.generator_x(z if z_n is None else torch.cat([z, z_n], dim=1)), source)
+
+    def _decode_y(self, z: Tensor, source: Tensor) -> Tensor:
+        """G_Y(z) (eq. 3, 6); ``source`` is the image z came from."""
+        return self._add_source(self.generator_y(z), source)
 
     def _noise_code(self, x: Tensor) -> tuple[Tensor | None, Tensor | None]:
         """(mu, sample) of E_X^N(x), or (None, None) without a noise encoder."""
@@ -178,16 +216,16 @@ class LIRNet(nn.Module):
         z_n, zn_s = self._noise_code(x)
         zx_s, zy_s = self._sample(z_x, cn), self._sample(z_y, cn)
 
-        x_rec = self._decode_x(zx_s, zn_s)
-        y_rec = self.generator_y(zy_s)
-        x2y = self.generator_y(zx_s)  # eq. 3
-        y2x = self._decode_x(zy_s, zn_s)  # eq. 4
+        x_rec = self._decode_x(zx_s, zn_s, x)
+        y_rec = self._decode_y(zy_s, y)
+        x2y = self._decode_y(zx_s, x)  # eq. 3
+        y2x = self._decode_x(zy_s, zn_s, y)  # eq. 4
 
         z_x2y = self.content_encoder_y(x2y)
         z_y2x = self.content_encoder_x(y2x)
         z_n_y2x, zn_y2x_s = self._noise_code(y2x)
-        x_cyc = self._decode_x(self._sample(z_x2y, cn), zn_y2x_s)  # eq. 5
-        y_cyc = self.generator_y(self._sample(z_y2x, cn))  # eq. 6
+        x_cyc = self._decode_x(self._sample(z_x2y, cn), zn_y2x_s, x2y)  # eq. 5
+        y_cyc = self._decode_y(self._sample(z_y2x, cn), y2x)  # eq. 6
         return LIRForward(
             x=x, y=y, z_x=z_x, z_y=z_y, z_n=z_n, x_rec=x_rec, y_rec=y_rec, x2y=x2y, y2x=y2x,
             x_cyc=x_cyc, y_cyc=y_cyc, z_x2y=z_x2y, z_y2x=z_y2x, z_n_y2x=z_n_y2x,
@@ -195,7 +233,7 @@ class LIRNet(nn.Module):
 
     def restorer(self) -> Restorer:
         """The inference network E_X -> G_Y, sharing this network's modules (no copy)."""
-        return Restorer(self.content_encoder_x, self.generator_y)
+        return Restorer(self.content_encoder_x, self.generator_y, residual=self.config.residual)
 
     def restorer_state_dict(self) -> dict[str, Tensor]:
         """State dict of :meth:`restorer`, keys ``content_encoder.*`` and ``generator.*``."""
@@ -209,17 +247,23 @@ class LIRDiscriminators(nn.Module):
     def __init__(self, config: LIRConfig = LIRConfig()) -> None:
         super().__init__()
         self.config = config
-        self.discriminator_x = MultiScaleDiscriminator(
-            config.in_channels, config.dis_channels, config.dis_layers, config.dis_scales
-        )
-        self.discriminator_y = MultiScaleDiscriminator(
-            config.in_channels, config.dis_channels, config.dis_layers, config.dis_scales
-        )
+        self.discriminator_x = self._image_discriminator(config)
+        self.discriminator_y = self._image_discriminator(config)
         if config.use_representation_discriminator:
             self.representation_discriminator = RepresentationDiscriminator(config.code_channels, config.code_channels)
         else:
             self.representation_discriminator = None
         init_weights(self, "gan")
+
+    @staticmethod
+    def _image_discriminator(config: LIRConfig) -> MultiScaleDiscriminator:
+        return MultiScaleDiscriminator(
+            config.in_channels,
+            config.dis_channels,
+            config.dis_layers,
+            config.dis_scales,
+            high_pass_gain=config.dis_high_pass_gain,
+        )
 
     def forward(
         self, x: Tensor, y: Tensor, z: Tensor | None = None
@@ -248,16 +292,18 @@ class Restorer(nn.Module):
 
     Accepts any H x W: pads to a multiple of 2**n_downsample (at least two code pixels per side) by
     reflection, or by replication where the image is too small to reflect, and crops the output back.
+    With ``residual`` (:attr:`LIRConfig.residual`) the output is ``x + G_Y(E_X(x))``.
     """
 
-    def __init__(self, content_encoder: ContentEncoder, generator: Generator) -> None:
+    def __init__(self, content_encoder: ContentEncoder, generator: Generator, residual: bool = False) -> None:
         super().__init__()
         self.content_encoder = content_encoder
         self.generator = generator
+        self.residual = residual
 
     @classmethod
     def from_config(cls, config: LIRConfig) -> Restorer:
-        return cls(_content_encoder(config), _clean_generator(config))
+        return cls(_content_encoder(config), _clean_generator(config), residual=config.residual)
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -269,6 +315,8 @@ class Restorer(nn.Module):
             mode = "reflect" if max(pad[0], pad[1]) < w and max(pad[2], pad[3]) < h else "replicate"
             x = F.pad(x, pad, mode=mode)
         out = self.generator(self.content_encoder(x))
+        if self.residual:
+            out = out + x
         if ph or pw:
             out = out[..., pad[2] : pad[2] + h, pad[0] : pad[0] + w]
         return out
