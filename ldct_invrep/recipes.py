@@ -27,6 +27,7 @@ __all__ = [
     "denoise_series_folder",
     "ensure_ct_cache",
     "ensure_mayo_datalist",
+    "export_best_restorer",
     "export_restorer",
     "lir_config",
     "load_restorer_weights",
@@ -35,6 +36,7 @@ __all__ = [
     "natural_unpaired_images",
     "paired_dicom_dataset",
     "summarize_metrics",
+    "validation_indices",
     "windowed_output",
 ]
 
@@ -239,6 +241,14 @@ def ensure_ct_cache(
     return str(cache)
 
 
+def validation_indices(images: Sequence[Any], min_size: int, max_count: int | None = None) -> list[int]:
+    """Indices of the held-out slices to validate on: those at least ``min_size`` pixels on each side (full-size
+    slices, like those a model is used on), or all of them when none is that large; at most ``max_count``."""
+    large = [i for i, im in enumerate(images) if min(np.shape(im)[-2:]) >= min_size]
+    chosen = large or list(range(len(images)))
+    return chosen if max_count is None else chosen[: int(max_count)]
+
+
 def ensure_mayo_datalist(
     dataset_dir: str | os.PathLike | None, datalist: str | os.PathLike, split: str = "patient", **kwargs: Any
 ) -> str:
@@ -286,6 +296,42 @@ def export_restorer(network: nn.Module, ckpt_dir: str | os.PathLike, header: dic
     torch.save(state, tmp)
     os.replace(tmp, out / "model.pt")
     return [str(out / "model.pt"), str(restorer_file)]
+
+
+def export_best_restorer(
+    network: nn.Module,
+    ckpt_dir: str | os.PathLike,
+    header: dict[str, Any],
+    evaluator: Any,
+    epoch_length: int,
+    val_interval: int,
+    best_file: str = "best_network.pt",
+) -> list[str]:
+    """:func:`export_restorer` of the network that scored best in validation.
+
+    ``best_file`` in ``ckpt_dir`` is what MONAI's ``CheckpointSaver(save_key_metric=True)`` kept on the
+    evaluator. ``evaluator.state.best_metric_epoch`` is the *trainer* epoch of that validation
+    (``ValidationHandler`` passes it), so with one validation per epoch (``val_interval == epoch_length``,
+    the bundles' default) the network is that of iteration ``best_metric_epoch * epoch_length``, which the
+    header's ``iterations`` then says (``iterations_run``: how long training ran). Without a best file (no
+    validation ran) the current network is exported as it is.
+    """
+    from ldct_invrep.engine import unwrap
+
+    best = Path(ckpt_dir) / best_file
+    if not best.is_file():
+        return export_restorer(network, ckpt_dir, header)
+    unwrap(network).load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
+    state = evaluator.state
+    epoch = int(state.best_metric_epoch)
+    header = {
+        **header,
+        "iterations": epoch * int(epoch_length) if int(val_interval) == int(epoch_length) else None,
+        "iterations_run": header.get("iterations"),
+        "best_epoch": epoch,
+        "selected_by": f"best {state.key_metric_name} in validation ({float(state.best_metric):.4f})",
+    }
+    return export_restorer(network, ckpt_dir, header)
 
 
 def load_restorer_weights(network: nn.Module, ckpt_file: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:

@@ -426,6 +426,9 @@ def test_ldct_simulated_synthetic_cache(tmp_path: Path) -> None:
     header = assert_trained(root, "ldct_simulated")
     assert header["sources"] == ["tiny.nii.gz"] and header["cache_sha256"] == manifest["cache_sha256"]
     assert header["semantic_weight"] == 0.0 and header["dose_fraction"] == 0.25
+    # the exported network is the one validation kept (models/best_network.pt), and the header says so
+    assert header["selected_by"].startswith("best abdomen_psnr_dr400") and header["iterations_run"] == 2
+    assert (root / "models" / "best_network.pt").is_file()
     mtime = (root / "cache" / "ct_cache.npz").stat().st_mtime_ns
     run_bundle("ldct_simulated", "evaluate.json", root, **ARCH)
     assert (root / "cache" / "ct_cache.npz").stat().st_mtime_ns == mtime  # evaluation reads, never rebuilds
@@ -452,3 +455,12 @@ def test_ldct_simulated_real_nifti_and_series_inference(tmp_path: Path) -> None:
     # output folder named after the source series; the derived series has its own UID
     assert len(files) == 4 and ds.SeriesInstanceUID != series.name and "DERIVED" in ds.ImageType
     assert read_header(root / "models" / "lir_restorer.pt")["sources"] == ["example_ct.nii.gz"]
+
+
+def test_validation_indices_prefer_full_size_slices() -> None:
+    from ldct_invrep.recipes import validation_indices
+
+    images = [np.zeros((101, 122)), np.zeros((512, 512)), np.zeros((64, 64)), np.zeros((1, 512, 512))]
+    assert validation_indices(images, 256) == [1, 3]
+    assert validation_indices(images, 256, 1) == [1]
+    assert validation_indices(images[:1] + images[2:3], 256) == [0, 1]  # none large enough: all of them
