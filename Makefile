@@ -24,7 +24,9 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/train_speed.py --presets paper lite --threads 2
+	$(BIN)/python benchmarks/denoise_speed.py --threads 2
+	$(BIN)/python benchmarks/memory_scaling.py --threads 2
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
