@@ -66,9 +66,10 @@ class UnpairedPatchDataset(Dataset):
     always returned. ``min_tissue_fraction=0`` disables the check (natural images).
 
     Image choice: uniform over images, or with ``area_weighted`` in proportion to each image's pixel count,
-    so every pixel is equally likely to be sampled (this reads every image once, at construction). CT corpora mix 512 x 512 slices with small ones (a 3 mm
-    NIfTI volume has 122 x 101 slices whose noise at 3 mm pixels is ten times weaker); drawn per image, the
-    many small slices would crowd out the large ones that look like the scans the model is used on.
+    so every pixel is equally likely to be sampled (this reads every image once, at construction). CT
+    corpora mix 512 x 512 slices with small ones (a 3 mm NIfTI volume has 122 x 101 slices whose noise at
+    3 mm pixels is ten times weaker); drawn per image, the many small slices would crowd out the large ones
+    that look like the scans the model is used on.
 
     Determinism: item ``index`` is a pure function of ``(seed, epoch, index)``: the generators are seeded
     from ``numpy.random.SeedSequence([seed, epoch, index])``. DataLoader workers, their number and resuming
