@@ -292,7 +292,8 @@ class Restorer(nn.Module):
 
     Accepts any H x W: pads to a multiple of 2**n_downsample (at least two code pixels per side) by
     reflection, or by replication where the image is too small to reflect, and crops the output back.
-    With ``residual`` (:attr:`LIRConfig.residual`) the output is ``x + G_Y(E_X(x))``.
+    With ``residual`` (:attr:`LIRConfig.residual`) the output is ``x + G_Y(E_X(x))``, clamped to the network
+    range [-1, 1] (CT: [-1024, 3072] HU), where a non-residual generator's tanh output lies by construction.
     """
 
     def __init__(self, content_encoder: ContentEncoder, generator: Generator, residual: bool = False) -> None:
@@ -315,8 +316,8 @@ class Restorer(nn.Module):
             mode = "reflect" if max(pad[0], pad[1]) < w and max(pad[2], pad[3]) < h else "replicate"
             x = F.pad(x, pad, mode=mode)
         out = self.generator(self.content_encoder(x))
-        if self.residual:
-            out = out + x
+        if self.residual:  # kept in the network range, where the tanh of a non-residual generator stays
+            out = (out + x).clamp(-1.0, 1.0)
         if ph or pw:
             out = out[..., pad[2] : pad[2] + h, pad[0] : pad[0] + w]
         return out
