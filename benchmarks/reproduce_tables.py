@@ -49,6 +49,7 @@ from ldct_invrep.evaluation import (
     load_pairs_from_cache,
     tune_bm3d_sigma,
 )
+from ldct_invrep.recipes import validation_indices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = Path(os.environ.get("LDCT_INVREP_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -175,9 +176,13 @@ def pick_bm3d_sigma(args: argparse.Namespace, say: Callable[[str], None]) -> tup
     from ldct_invrep.baselines.train_redcnn import load_paired_training_slices
 
     try:
-        noisy, clean, names = load_paired_training_slices(args.cache, max_slices=args.bm3d_tune_slices, seed=0)
+        noisy, clean, names = load_paired_training_slices(args.cache)
     except InputError as exc:
         return fallback, f"{fallback:g} HU, not tuned ({exc}); see benchmarks/bm3d_speed.py --sweep"
+    # full-size slices (as LIR's validation, recipes.validation_indices): a 3 mm NIfTI slice with 7 HU of
+    # simulated noise would pull the sigma far below what 512 x 512 slices need
+    keep = validation_indices(noisy, args.bm3d_tune_crop, args.bm3d_tune_slices)
+    noisy, clean, names = ([seq[i] for i in keep] for seq in (noisy, clean, names))
     say(f"tuning the BM3D sigma on {len(noisy)} training pairs of the cache: {args.bm3d_tune_sigmas}")
     best, scores = tune_bm3d_sigma(zip(names, noisy, clean), args.bm3d_tune_sigmas, window="abdomen", metric="psnr",
                                    crop=args.bm3d_tune_crop)

@@ -77,3 +77,15 @@ def test_redcnn_method_is_hu_in_hu_out() -> None:
     hu = np.array([[-2000.0, 0.0], [100.0, 3000.0]], dtype=np.float32)
     out = redcnn_method(model)(hu)
     assert np.allclose(out, hu, atol=1e-3) and out[0, 0] == -2000.0
+
+
+def test_area_weighted_patches_follow_slice_area() -> None:
+    # a 400x400 slice of 100 HU and nine 64x64 slices of 0 HU: drawn per slice the large one gives 1 patch in
+    # 10, drawn per pixel about 4 in 5 (400^2 against 9 x 64^2)
+    slices = [np.full((400, 400), 100.0, np.float32)] + [np.zeros((64, 64), np.float32) for _ in range(9)]
+    share = {}
+    for weighted in (False, True):
+        noisy, _ = extract_paired_patches(slices, slices, 64, 400, seed=0, min_tissue_fraction=0, area_weighted=weighted)
+        share[weighted] = float((noisy.mean(axis=(1, 2, 3)) > noisy.min()).mean())
+    assert abs(share[False] - 0.1) < 0.05
+    assert abs(share[True] - 400**2 / (400**2 + 9 * 64**2)) < 0.06

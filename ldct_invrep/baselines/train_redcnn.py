@@ -110,20 +110,25 @@ def extract_paired_patches(
     seed: int = 0,
     min_tissue_fraction: float = 0.5,
     max_tries: int = 20,
+    area_weighted: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random aligned patches (same slice, same position) in network range: two ``(n, 1, p, p)`` float32 arrays.
 
     Inputs are HU slices. A patch is redrawn (up to ``max_tries`` times) while less than
     ``min_tissue_fraction`` of its clean pixels are above -900 HU, so patches are mostly body, not air.
+    Slices are drawn uniformly, or with ``area_weighted`` in proportion to their pixel count, as
+    ``data.UnpairedPatchDataset(area_weighted=True)`` draws LIR's patches in the ``ldct_simulated`` bundle.
     """
     if len(noisy_slices) != len(clean_slices) or not noisy_slices:
         raise InputError(f"paired slices: {len(noisy_slices)} noisy and {len(clean_slices)} clean (need equal, > 0)")
     rng = np.random.default_rng(seed)
+    areas = np.array([float(np.prod(np.shape(n))) for n in noisy_slices])
+    probabilities = areas / areas.sum() if area_weighted else None
     noisy_out = np.empty((n_patches, 1, patch_size, patch_size), dtype=np.float32)
     clean_out = np.empty_like(noisy_out)
     for i in range(n_patches):
         for _ in range(max_tries):
-            k = int(rng.integers(len(noisy_slices)))
+            k = int(rng.integers(len(noisy_slices)) if probabilities is None else rng.choice(len(noisy_slices), p=probabilities))
             n, c = noisy_slices[k], clean_slices[k]
             if n.shape != c.shape or min(n.shape) < patch_size:
                 raise InputError(f"slice {k}: shapes {n.shape}/{c.shape} differ or are smaller than {patch_size}")
@@ -320,16 +325,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--patch-size", type=int, default=64, help="as LIR's training patches (RED-CNN paper: 55)")
     parser.add_argument("--patches", type=int, default=8192, help="patches drawn once from the paired slices")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--uniform-slices",
+        action="store_true",
+        help="draw patches from every slice equally often (default: in proportion to slice area, like LIR's CT bundle)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     noisy, clean, _ = load_paired_training_slices(args.cache)
     print(f"{len(noisy)} paired training slices from {args.cache}", flush=True)
-    pn, pc = extract_paired_patches(noisy, clean, args.patch_size, args.patches, seed=args.seed)
+    pn, pc = extract_paired_patches(
+        noisy, clean, args.patch_size, args.patches, seed=args.seed, area_weighted=not args.uniform_slices
+    )
     description = (
         f"{len(noisy)} simulated low-dose training slices of {args.cache.name} paired with their normal-dose originals; "
         f"{args.patches} patches {args.patch_size}x{args.patch_size}"
+        f"{', slices drawn uniformly' if args.uniform_slices else ', slices drawn in proportion to their area'}"
     )
     result = train_redcnn(
         pn, pc, args.iterations, args.batch, args.lr, args.seed, channels=args.channels, out=args.out,
