@@ -118,14 +118,23 @@ def build(name: str, weights: Path | None) -> tuple[str, Restorer]:
     return f"{name} (random weights)", Restorer.from_config(get_config(name)).eval()
 
 
+class _ChannelsLastInput(torch.nn.Module):
+    """The restorer fed channels-last input batches (SliceDenoiser builds contiguous NCHW ones)."""
+
+    def __init__(self, restorer: Restorer) -> None:
+        super().__init__()
+        self.restorer = restorer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.restorer(x.contiguous(memory_format=torch.channels_last))
+
+
 def time_config(restorer: Restorer, hu: np.ndarray, batch: int, bf16: bool, channels_last: bool, repeats: int) -> tuple[float, float, float]:
     """(median seconds per slice, peak RSS MiB, peak - before MiB) of ``repeats`` batches, after one warm-up."""
     restorer = restorer.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    denoiser = SliceDenoiser(restorer, batch_size=batch, bf16=bf16)
+    network = _ChannelsLastInput(restorer) if channels_last else restorer
+    denoiser = SliceDenoiser(network, batch_size=batch, bf16=bf16)  # type: ignore[arg-type]
     stack = np.repeat(hu[None], batch, axis=0)
-    if channels_last:
-        to_net = denoiser._to_net
-        denoiser._to_net = lambda a: to_net(a).contiguous(memory_format=torch.channels_last)  # type: ignore[method-assign]
     denoiser.denoise_batch(stack[:1])  # warm-up (allocator, oneDNN primitive cache)
     times = []
     with PeakRSS() as rss:
