@@ -29,6 +29,7 @@ from torch import nn
 
 from ldct_invrep import __version__
 from ldct_invrep.baselines.redcnn import REDCNN
+from ldct_invrep.data.datasets import area_probabilities
 from ldct_invrep.errors import InputError
 from ldct_invrep.io.atomic import atomic_replace
 
@@ -122,8 +123,7 @@ def extract_paired_patches(
     if len(noisy_slices) != len(clean_slices) or not noisy_slices:
         raise InputError(f"paired slices: {len(noisy_slices)} noisy and {len(clean_slices)} clean (need equal, > 0)")
     rng = np.random.default_rng(seed)
-    areas = np.array([float(np.prod(np.shape(n))) for n in noisy_slices])
-    probabilities = areas / areas.sum() if area_weighted else None
+    probabilities = area_probabilities(noisy_slices) if area_weighted else None
     noisy_out = np.empty((n_patches, 1, patch_size, patch_size), dtype=np.float32)
     clean_out = np.empty_like(noisy_out)
     for i in range(n_patches):

@@ -41,6 +41,12 @@ def split_unpaired(items: Sequence[T], seed: int = 0) -> tuple[list[T], list[T]]
     return [items[i] for i in x_idx], [items[i] for i in y_idx]
 
 
+def area_probabilities(images: Sequence[Any]) -> np.ndarray:
+    """Draw probabilities proportional to each image's pixel count (last two axes): every pixel equally likely."""
+    areas = np.array([float(np.prod(np.shape(im)[-2:])) for im in images])
+    return areas / areas.sum()
+
+
 def _as_chw(image: Any, name: str) -> np.ndarray:
     """A 2D (H, W) or 3D (C, H, W) image as a float32 (C, H, W) array (no copy when already float32)."""
     arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
@@ -124,10 +130,7 @@ class UnpairedPatchDataset(Dataset):
 
     def _probabilities(self, images: Sequence[ImageLike]) -> np.ndarray | None:
         """Per-image draw probabilities: None (uniform), or pixel counts normalised (``area_weighted``)."""
-        if not self.area_weighted:
-            return None
-        areas = np.array([float(np.prod(np.shape(im)[-2:])) for im in images])
-        return areas / areas.sum()
+        return area_probabilities(images) if self.area_weighted else None
 
     def set_epoch(self, epoch: int) -> None:
         """Select the draws of another epoch (same seed, new patches)."""
