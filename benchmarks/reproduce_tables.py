@@ -224,9 +224,9 @@ def table3(args: argparse.Namespace, say: Callable[[str], None]) -> str:
         if args.max_images:
             pairs = pairs[: args.max_images]
         # full-size slices apart from small ones (the 3 mm NIfTI's 122 x 101): their noise differs tenfold
-        full = {i for i, p in enumerate(pairs) if min(p[1].shape[-2:]) >= args.bm3d_tune_crop}
-        groups = [("simulated", "full-size", [p for i, p in enumerate(pairs) if i in full]),
-                  ("simulated_small", "smaller", [p for i, p in enumerate(pairs) if i not in full])]
+        is_full = [min(p[1].shape[-2:]) >= args.bm3d_tune_crop for p in pairs]
+        groups = [("simulated", "full-size", [p for p, f in zip(pairs, is_full) if f]),
+                  ("simulated_small", "smaller", [p for p, f in zip(pairs, is_full) if not f])]
         for key, kind, group in groups:
             if group:
                 sections.append((key, f"(a) simulated quarter dose: {len(group)} {kind} held-out test slices of "
