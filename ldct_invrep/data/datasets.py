@@ -123,14 +123,11 @@ class UnpairedPatchDataset(Dataset):
         self.epoch = int(epoch)
         self.transform = transform
         self.area_weighted = bool(area_weighted)
+        # per-image draw probabilities, keyed like _draw's ``name``; None draws uniformly
         self._image_probabilities = {
-            "noisy_images": self._probabilities(noisy_images),
-            "clean_images": self._probabilities(clean_images),
+            "noisy_images": area_probabilities(noisy_images) if self.area_weighted else None,
+            "clean_images": area_probabilities(clean_images) if self.area_weighted else None,
         }
-
-    def _probabilities(self, images: Sequence[ImageLike]) -> np.ndarray | None:
-        """Per-image draw probabilities: None (uniform), or pixel counts normalised (``area_weighted``)."""
-        return area_probabilities(images) if self.area_weighted else None
 
     def set_epoch(self, epoch: int) -> None:
         """Select the draws of another epoch (same seed, new patches)."""
