@@ -190,7 +190,9 @@ def _on_main_rank(build: Callable[[], Any]) -> None:
         raise error
 
 
-def _cache_matches(cache: Path, sources: Sequence[str], dose_fraction: float, seed: int, hold_out: float) -> bool:
+def _cache_matches(
+    cache: Path, sources: Sequence[str], dose_fraction: float, seed: int, hold_out: float, spacings: Sequence[float]
+) -> bool:
     manifest = cache.with_suffix(".json")
     if not (cache.is_file() and manifest.is_file()):
         return False
@@ -204,6 +206,7 @@ def _cache_matches(cache: Path, sources: Sequence[str], dose_fraction: float, se
         and float(m.get("dose_fraction", -1)) == float(dose_fraction)
         and int(m.get("seed", -1)) == int(seed)
         and float(m.get("hold_out", -1)) == float(hold_out)
+        and [float(t) for t in m.get("resample_spacings_mm", [])] == [float(t) for t in spacings]
     )
 
 
@@ -215,9 +218,11 @@ def ensure_ct_cache(
     hold_out: float = 0.1,
     rebuild: bool = False,
     simulator_kwargs: dict[str, Any] | None = None,
+    resample_spacings_mm: Sequence[float] = (),
 ) -> str:
     """Path of the CT training cache ``cache_file``, built with ``data.build_ct_training_cache`` unless a
-    cache of the same sources, dose fraction, seed and hold-out is already there (or ``rebuild``).
+    cache of the same sources, dose fraction, seed, hold-out and resampling spacings is already there (or
+    ``rebuild``).
 
     The low-dose simulation takes seconds a slice, so it runs once; under torch.distributed only rank 0
     builds and the other ranks wait. Sources are compared as resolved paths (relative to the working folder).
@@ -232,9 +237,15 @@ def ensure_ct_cache(
     cache = Path(cache_file)
 
     def build() -> None:
-        if rebuild or not _cache_matches(cache, srcs, dose_fraction, seed, hold_out):
+        if rebuild or not _cache_matches(cache, srcs, dose_fraction, seed, hold_out, resample_spacings_mm):
             build_ct_training_cache(
-                srcs, cache, dose_fraction=dose_fraction, seed=seed, hold_out=hold_out, simulator_kwargs=simulator_kwargs
+                srcs,
+                cache,
+                dose_fraction=dose_fraction,
+                seed=seed,
+                hold_out=hold_out,
+                simulator_kwargs=simulator_kwargs,
+                resample_spacings_mm=resample_spacings_mm,
             )
 
     _on_main_rank(build)

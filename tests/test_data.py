@@ -25,7 +25,7 @@ from ldct_invrep.data import (
     split_unpaired,
     write_datalist,
 )
-from ldct_invrep.data.ct_cache import assign_slices, nifti_axial_slices
+from ldct_invrep.data.ct_cache import assign_slices, nifti_axial_slices, resample_slices
 from ldct_invrep.errors import InputError
 
 
@@ -322,6 +322,41 @@ def test_build_ct_training_cache_protocol(tmp_path: Path) -> None:
     assert ds[0]["noisy"].shape == (1, 32, 32)
 
 
+def test_build_ct_training_cache_resamples_training_slices(tmp_path: Path) -> None:
+    src = phantom_nifti(tmp_path / "ct.nii.gz")  # 0.8 mm pixels
+    seen: list[float] = []
+
+    def simulate(hu: np.ndarray, dose_fraction: float, pixel_spacing_mm: float, seed: int) -> np.ndarray:
+        seen.append(pixel_spacing_mm)
+        return fake_low_dose(hu, dose_fraction, pixel_spacing_mm, seed)
+
+    out = tmp_path / "rs.npz"
+    # 0.64 mm is a 1.25x zoom (kept), 0.8 mm is the volume's own, 2.0 mm a 2.5x shrink (beyond MAX_RESAMPLE_FACTOR)
+    manifest = build_ct_training_cache(
+        [src], out, seed=0, hold_out=0.2, simulator=simulate, resample_spacings_mm=[0.64, 0.8, 2.0]
+    )
+    entry = manifest["sources"][0]
+    assert manifest["resample_spacings_mm"] == [0.64, 0.8, 2.0]
+    assert entry["resampled"] == [{"key": "r0", "pixel_spacing_mm": 0.64, "shape": [80, 80]}]
+    n_noisy, n_clean = len(entry["slice_indices"]["train_noisy"]), len(entry["slice_indices"]["train_clean"])
+    assert manifest["counts"]["train_noisy"] == 2 * n_noisy and manifest["counts"]["train_clean"] == 2 * n_clean
+    assert seen.count(0.64) == n_noisy  # the resampled noisy copies are simulated at their new spacing
+    cache = load_ct_training_cache(out, units="hu")
+    assert len(cache.test_noisy) == manifest["counts"]["test_noisy"] == 2  # test slices stay as acquired
+    assert {a.shape for a in cache.test_clean} == {(64, 64)}
+    native, zoomed = cache.train_clean[:n_clean], cache.train_clean[n_clean:]
+    for a, b in zip(native, zoomed, strict=True):
+        assert b.shape == (80, 80)
+        # same anatomy (body value, air), 1.25x larger in pixels
+        assert np.isclose(np.median(b[b > -500]), np.median(a[a > -500]), atol=1.0)
+        assert (b > -500).sum() == pytest.approx((a > -500).sum() * 1.25**2, rel=0.05)
+    # the zoomed noisy copies get noise of their own, not a resampled copy of the native realisation
+    z_noise = cache.train_noisy[n_noisy] - resample_slices(np.stack([cache.train_noisy[0]]), 0.8, 0.64)[0]
+    assert float(np.abs(z_noise).mean()) > 10.0
+    with pytest.raises(InputError, match="resample_spacings_mm"):
+        build_ct_training_cache([src], tmp_path / "bad.npz", simulator=simulate, resample_spacings_mm=[0.0])
+
+
 def test_build_ct_training_cache_real_simulator(tmp_path: Path) -> None:
     lowdose = pytest.importorskip("ldct_invrep.transforms.lowdose")
     if not hasattr(lowdose, "simulate_low_dose"):
@@ -338,3 +373,17 @@ def test_build_ct_training_cache_bad_input(tmp_path: Path) -> None:
         build_ct_training_cache([tmp_path], tmp_path / "x.cache", simulator=fake_low_dose)
     with pytest.raises(InputError, match="no such file"):
         build_ct_training_cache([tmp_path / "absent.nii.gz"], tmp_path / "x.npz", simulator=fake_low_dose)
+
+
+def test_ensure_ct_cache_rebuilds_when_the_resampling_changes(tmp_path: Path) -> None:
+    from ldct_invrep.recipes import ensure_ct_cache
+
+    src = str(phantom_nifti(tmp_path / "ct.nii.gz", n_slices=6))
+    cache = tmp_path / "c.npz"
+    ensure_ct_cache([src], cache, hold_out=0.2)
+    built = cache.stat().st_mtime_ns
+    ensure_ct_cache([src], cache, hold_out=0.2)  # same request: reused
+    assert cache.stat().st_mtime_ns == built
+    ensure_ct_cache([src], cache, hold_out=0.2, resample_spacings_mm=[0.64])
+    manifest = json.loads(cache.with_suffix(".json").read_text())
+    assert manifest["resample_spacings_mm"] == [0.64] and manifest["sources"][0]["resampled"][0]["shape"] == [80, 80]

@@ -10,6 +10,12 @@ by a seeded rule into three disjoint sets,
   ``split_unpaired``; X slices get simulated low dose (``simulate_low_dose``, projection-domain noise
   insertion), Y slices stay as they are. No slice is in both X and Y.
 
+Optionally (``resample_spacings_mm``) the training slices of both domains are also resampled to other
+in-plane pixel spacings, the X copies simulated at the new spacing: a convolutional network sees anatomy and
+noise grain at a fixed size in *pixels*, and scanners reconstruct anywhere from ~0.6 to 1 mm a pixel
+(field of view), so a model trained at one spacing denoises others worse (docs/shipped_weights.md measures it).
+Test slices stay as acquired.
+
 Low-dose simulation is slow (seconds per 512x512 slice), so it runs once, here, not in the training loop.
 Slices with almost no body (fraction of pixels above -900 HU below ``min_body_fraction``) are skipped.
 Everything is stored in HU (float32) in one ``.npz`` (one array per source and set, since sources differ in
@@ -37,6 +43,9 @@ from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net
 
 HU_RANGE = NETWORK_HU_RANGE
 CACHE_FORMAT = 1
+#: Training slices are resampled to a requested spacing only within this zoom factor of their own: beyond it
+#: interpolation would invent (or throw away) more detail than the slice has.
+MAX_RESAMPLE_FACTOR = 1.5
 SETS = ("train_noisy", "train_clean", "test_noisy", "test_clean")
 Simulator = Callable[..., np.ndarray]
 
@@ -150,8 +159,30 @@ def _default_simulator() -> Simulator:
     return simulate_low_dose
 
 
-def _slice_seed(seed: int, source_index: int, slice_index: int) -> int:
-    return int(np.random.SeedSequence([int(seed), int(source_index), int(slice_index)]).generate_state(1)[0])
+def _slice_seed(*key: int) -> int:
+    """A simulation seed from ``(seed, source, [resampling,] slice)``."""
+    return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0])
+
+
+def resample_slices(hu: np.ndarray, spacing_mm: float, target_mm: float) -> np.ndarray:
+    """HU slices ``(n, H, W)`` at ``spacing_mm`` resampled to ``target_mm`` pixels (MONAI ``Zoom``, bicubic,
+    same field of view), clipped to the cache's HU range."""
+    from monai.transforms import Zoom
+
+    zoom = Zoom(zoom=float(spacing_mm) / float(target_mm), mode="bicubic", keep_size=False, align_corners=False)
+    out = [np.asarray(zoom(s[None], lazy=False))[0] for s in np.asarray(hu, dtype=np.float32)]
+    return np.clip(np.stack(out), *HU_RANGE).astype(np.float32)
+
+
+def _resample_targets(spacing_mm: float, targets: Sequence[float]) -> list[float]:
+    """The requested spacings a volume at ``spacing_mm`` is resampled to: those within MAX_RESAMPLE_FACTOR,
+    not within 2 % of its own."""
+    keep = []
+    for t in targets:
+        factor = spacing_mm / float(t)
+        if 1.0 / MAX_RESAMPLE_FACTOR <= factor <= MAX_RESAMPLE_FACTOR and abs(factor - 1.0) > 0.02:
+            keep.append(float(t))
+    return keep
 
 
 def build_ct_training_cache(
@@ -165,6 +196,7 @@ def build_ct_training_cache(
     simulator: Simulator | None = None,
     simulator_kwargs: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    resample_spacings_mm: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Build the unpaired CT training cache ``out`` (``.npz``) and its manifest ``out`` with suffix ``.json``.
 
@@ -172,8 +204,14 @@ def build_ct_training_cache(
     (e.g. 0.25 = quarter dose) goes to ``simulator`` (default
     ``ldct_invrep.transforms.lowdose.simulate_low_dose(hu, dose_fraction, pixel_spacing_mm, seed, **kwargs)``),
     called once per train-noisy and test slice with a seed derived from ``(seed, source, slice)``.
+    ``resample_spacings_mm``: in-plane pixel spacings the *training* slices of each volume are also
+    resampled to (:func:`resample_slices`; only spacings within ``MAX_RESAMPLE_FACTOR`` of the volume's own),
+    the noisy-domain copies resampled from the original and then simulated at the new spacing with their own
+    seeds; they are stored as ``train_*_{volume}_r{j}`` arrays and listed in the manifest's ``resampled``.
     Returns the manifest dict. Never use the Mayo data here: the shipped model must not train on it.
     """
+    if any(not (np.isfinite(t) and t > 0) for t in resample_spacings_mm):
+        raise InputError(f"resample_spacings_mm {list(resample_spacings_mm)}: spacings must be positive numbers")
     out = Path(out)
     if not out.name.endswith(".npz"):
         raise InputError(f"{out}: the cache file name must end with .npz")
@@ -206,6 +244,17 @@ def build_ct_training_cache(
         arrays[f"train_clean_{vi:03d}"] = hu[idx["train_clean"]]
         arrays[f"test_noisy_{vi:03d}"] = _simulate_slices(hu, idx["test"], *sim_args)
         arrays[f"test_clean_{vi:03d}"] = hu[idx["test"]]
+        resampled = []
+        for j, target in enumerate(_resample_targets(spacing_mm, resample_spacings_mm)):
+            tag = f"{vi:03d}_r{j}"
+            say(f"{vol.name}: resampling training slices from {spacing_mm:g} to {target:g} mm pixels")
+            noisy_src = resample_slices(hu[idx["train_noisy"]], spacing_mm, target)
+            sim_j = (simulate, dose_fraction, target, (seed, vi, j + 1), slice_kwargs, say, f"{vol.name}@{target:g}mm")
+            arrays[f"train_noisy_{tag}"] = _simulate_slices(noisy_src, list(range(len(noisy_src))), *sim_j)
+            arrays[f"train_clean_{tag}"] = resample_slices(hu[idx["train_clean"]], spacing_mm, target)
+            resampled.append({"key": f"r{j}", "pixel_spacing_mm": target, "shape": list(noisy_src.shape[1:])})
+            for k in ("train_noisy", "train_clean"):
+                totals[k] += int(arrays[f"{k}_{tag}"].shape[0])
         for k in SETS:
             totals[k] += int(arrays[f"{k}_{vi:03d}"].shape[0])
         source_entries.append(
@@ -220,6 +269,7 @@ def build_ct_training_cache(
                 "slices_used": len(usable),
                 "slices_skipped_no_body": int(vol.hu.shape[0] - len(usable)),
                 "slice_indices": {k: idx[k] for k in ("train_noisy", "train_clean", "test", "dropped")},
+                "resampled": resampled,
             }
         )
     if not source_entries:
@@ -239,6 +289,7 @@ def build_ct_training_cache(
         "hold_out": hold_out,
         "gap": gap,
         "min_body_fraction": min_body_fraction,
+        "resample_spacings_mm": [float(t) for t in resample_spacings_mm],
         "simulator": f"{getattr(simulate, '__module__', '?')}.{getattr(simulate, '__qualname__', repr(simulate))}",
         "simulator_kwargs": kwargs,
         "counts": totals,
@@ -259,16 +310,16 @@ def _simulate_slices(
     simulate: Simulator,
     dose_fraction: float,
     spacing_mm: float,
-    seed_key: tuple[int, int],
+    seed_key: tuple[int, ...],
     kwargs: dict[str, Any],
     say: Callable[[str], None],
     name: str,
 ) -> np.ndarray:
-    """Simulated low dose of slices ``indices`` of ``hu``, one seed per (seed, volume, slice), clipped to HU_RANGE."""
+    """Simulated low dose of slices ``indices`` of ``hu``, one seed per (*seed_key, slice), clipped to HU_RANGE."""
     out = np.empty((len(indices),) + hu.shape[1:], dtype=np.float32)
     for j, k in enumerate(indices):
         say(f"{name}: simulating slice {k} ({j + 1}/{len(indices)})")
-        sim = simulate(hu[k], dose_fraction, spacing_mm, _slice_seed(seed_key[0], seed_key[1], k), **kwargs)
+        sim = simulate(hu[k], dose_fraction, spacing_mm, _slice_seed(*seed_key, k), **kwargs)
         out[j] = np.clip(np.asarray(sim, dtype=np.float32), *HU_RANGE)
     return out
 
@@ -320,7 +371,9 @@ def load_ct_training_cache(path: str | Path, units: str = "net") -> CTCache:
     sets: dict[str, list[np.ndarray]] = {k: [] for k in SETS}
     with data:
         for entry in manifest["sources"]:
-            for k in SETS:
-                arr = data[f"{k}_{entry['index']:03d}"].astype(np.float32)
-                sets[k].extend(list(hu_to_net(np.asarray(arr, dtype=np.float32)) if units == "net" else arr))
+            keys = [(k, f"{k}_{entry['index']:03d}") for k in SETS]
+            keys += [(k, f"{k}_{entry['index']:03d}_{r['key']}") for r in entry.get("resampled", []) for k in SETS[:2]]
+            for k, key in keys:
+                arr = data[key].astype(np.float32)
+                sets[k].extend(list(hu_to_net(arr) if units == "net" else arr))
     return CTCache(**sets, manifest=manifest, units=units)
