@@ -25,7 +25,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/train_speed.py --presets paper lite --threads 2
-	$(BIN)/python benchmarks/denoise_speed.py --threads 2
+	$(BIN)/python benchmarks/denoise_speed.py --threads 2 --self-ensemble 1 8
 	$(BIN)/python benchmarks/memory_scaling.py --threads 2
 
 clean:

@@ -6,11 +6,12 @@ seconds per slice and slices per second in fp32 and bf16 autocast, batch 1 and 4
 with the peak RSS during each configuration; the model's FLOPs (``torch.utils.flop_counter.FlopCounterMode``:
 convolutions and matrix products; norms and activations are not counted) give its achieved GFLOP/s, shown
 against a large ``torch.matmul``'s GFLOP/s on this machine (the practical ceiling; for bf16 the bf16 matmul,
-which is emulated and slow on CPUs without AVX512-BF16/AMX). A configuration whose estimated time exceeds
+which is emulated and slow on CPUs without AVX512-BF16/AMX). ``--self-ensemble 1 8`` also times the
+checkpoint with its outputs averaged over 8 flipped/transposed copies (``SelfEnsembleInferer``). A configuration whose estimated time exceeds
 ``--max-seconds`` is skipped and says so. BM3D on the same slice for scale (``--no-bm3d`` to skip).
 
     .venv/bin/python benchmarks/denoise_speed.py [--weights FILE] [--presets paper] [--threads 2]
-        [--repeats 1] [--batches 1 4] [--no-bm3d] [--bm3d-sigma-hu 100] [--slice FILE]
+        [--repeats 1] [--batches 1 4] [--self-ensemble 1 8] [--no-bm3d] [--bm3d-sigma-hu 100] [--slice FILE]
 
 The slice is the first file of the shipped sample series (512 x 512), or ``--slice`` (any DICOM file).
 Wall seconds vary 10-20% with whatever else runs on the machine.
@@ -129,11 +130,13 @@ class _ChannelsLastInput(torch.nn.Module):
         return self.restorer(x.contiguous(memory_format=torch.channels_last))
 
 
-def time_config(restorer: Restorer, hu: np.ndarray, batch: int, bf16: bool, channels_last: bool, repeats: int) -> tuple[float, float, float]:
+def time_config(
+    restorer: Restorer, hu: np.ndarray, batch: int, bf16: bool, channels_last: bool, repeats: int, ensemble: int = 1
+) -> tuple[float, float, float]:
     """(median seconds per slice, peak RSS MiB, peak - before MiB) of ``repeats`` batches, after one warm-up."""
     restorer = restorer.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     network = _ChannelsLastInput(restorer) if channels_last else restorer
-    denoiser = SliceDenoiser(network, batch_size=batch, bf16=bf16)  # type: ignore[arg-type]
+    denoiser = SliceDenoiser(network, batch_size=batch, bf16=bf16, self_ensemble=ensemble)  # type: ignore[arg-type]
     stack = np.repeat(hu[None], batch, axis=0)
     denoiser.denoise_batch(stack[:1])  # warm-up (allocator, oneDNN primitive cache)
     times = []
@@ -154,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4])
     p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument("--channels-last", nargs="+", default=["off", "on"], choices=["off", "on"])
+    p.add_argument("--self-ensemble", type=int, nargs="+", default=[1], choices=[1, 4, 8],
+                   help="self-ensemble sizes to time the checkpoint with (presets: 1 only)")
     p.add_argument("--max-seconds", type=float, default=90.0,
                    help="skip a configuration whose estimated time (from FLOPs and the speed seen so far) exceeds this")
     p.add_argument("--no-bm3d", action="store_true")
@@ -171,28 +176,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"matmul ceiling: fp32 {ceiling32:.1f} GFLOP/s (n={n32}), bf16 {ceiling16:.1f} GFLOP/s (n={n16}); "
           f"process RSS at start {mib(psutil.Process().memory_info().rss):.0f} MiB", flush=True)
     achieved: dict[tuple[str, str], float] = {}  # (dtype, channels-last) -> GFLOP/s last seen (any model)
-    header = f"{'model':<34} {'dtype':<5} {'batch':>5} {'ch-last':>7} {'s/slice':>8} {'slices/s':>8} {'GFLOP/s':>8} {'% ceil':>6} {'peak RSS':>9} {'+RSS':>7}"
+    header = f"{'model':<34} {'ens':>3} {'dtype':<5} {'batch':>5} {'ch-last':>7} {'s/slice':>8} {'slices/s':>8} {'GFLOP/s':>8} {'% ceil':>6} {'peak RSS':>9} {'+RSS':>7}"
     for name in ["checkpoint", *args.presets]:
         model_label, restorer = build(name, args.weights)
         flops = count_flops(restorer, size)
         print(f"\n{model_label}: {count_parameters(restorer) / 1e6:.2f} M parameters, {flops / 1e9:.1f} GFLOP per {size}x{size} slice", flush=True)
         print(header)
         print("-" * len(header))
-        for dtype in args.dtypes:
-            ceiling = ceiling16 if dtype == "bf16" else ceiling32
-            for cl in args.channels_last:
-                for batch in args.batches:
-                    speed = achieved.get((dtype, cl), max([v for (d, _), v in achieved.items() if d == dtype], default=ceiling))
-                    estimate = (1 + batch * args.repeats) * flops / 1e9 / speed
-                    if estimate > args.max_seconds:
-                        print(f"{model_label[:34]:<34} {dtype:<5} {batch:>5} {cl:>7}   skipped: about {estimate:.0f} s "
-                              f"at {speed:.1f} GFLOP/s (> --max-seconds {args.max_seconds:g})", flush=True)
-                        continue
-                    sec, peak, delta = time_config(restorer, hu, batch, dtype == "bf16", cl == "on", args.repeats)
-                    gflops = flops / sec / 1e9
-                    achieved[(dtype, cl)] = gflops
-                    print(f"{model_label[:34]:<34} {dtype:<5} {batch:>5} {cl:>7} {sec:>8.3f} {1 / sec:>8.2f} "
-                          f"{gflops:>8.1f} {100 * gflops / ceiling:>5.0f}% {peak:>7.0f} M {delta:>5.0f} M", flush=True)
+        for ens in args.self_ensemble if name == "checkpoint" else [1]:
+            for dtype in args.dtypes:
+                ceiling = ceiling16 if dtype == "bf16" else ceiling32
+                for cl in args.channels_last:
+                    for batch in args.batches:
+                        speed = achieved.get((dtype, cl), max([v for (d, _), v in achieved.items() if d == dtype], default=ceiling))
+                        estimate = ens * (1 + batch * args.repeats) * flops / 1e9 / speed
+                        if estimate > args.max_seconds:
+                            print(f"{model_label[:34]:<34} {ens:>3} {dtype:<5} {batch:>5} {cl:>7}   skipped: about {estimate:.0f} s "
+                                  f"at {speed:.1f} GFLOP/s (> --max-seconds {args.max_seconds:g})", flush=True)
+                            continue
+                        sec, peak, delta = time_config(restorer, hu, batch, dtype == "bf16", cl == "on", args.repeats, ens)
+                        gflops = ens * flops / sec / 1e9
+                        achieved[(dtype, cl)] = gflops
+                        print(f"{model_label[:34]:<34} {ens:>3} {dtype:<5} {batch:>5} {cl:>7} {sec:>8.3f} {1 / sec:>8.2f} "
+                              f"{gflops:>8.1f} {100 * gflops / ceiling:>5.0f}% {peak:>7.0f} M {delta:>5.0f} M", flush=True)
         del restorer
     if not args.no_bm3d:
         from ldct_invrep.baselines import bm3d_denoise

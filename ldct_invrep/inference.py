@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from monai.inferers import SimpleInferer
 
+from ldct_invrep.inferers import SelfEnsembleInferer
 from ldct_invrep.networks import Restorer
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, net_to_hu
 
@@ -42,7 +43,8 @@ class SliceDenoiser:
     """Denoise HU slices with a ``Restorer``; HU outside the network's window pass through unchanged.
 
     Pixels outside ``hu_range`` (padding outside the field of view, dense metal) are not what the network
-    was trained on; they keep their input value so a derived series never loses them.
+    was trained on; they keep their input value so a derived series never loses them. ``self_ensemble``
+    (1, 4 or 8) averages the outputs over that many flipped/transposed copies (:class:`SelfEnsembleInferer`).
     """
 
     def __init__(
@@ -52,21 +54,27 @@ class SliceDenoiser:
         device: str | torch.device = "cpu",
         batch_size: int = 4,
         bf16: bool = False,
+        self_ensemble: int = 1,
     ) -> None:
         self.device = torch.device(device)
         self.restorer = restorer.to(self.device).eval()
         self.hu_range = (float(hu_range[0]), float(hu_range[1]))
         self.batch_size = int(batch_size)
         self.bf16 = bf16
-        self.inferer = SimpleInferer()
+        self.self_ensemble = int(self_ensemble)
+        self.inferer = SelfEnsembleInferer(self.self_ensemble, SimpleInferer())
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, **kwargs: Any) -> tuple[SliceDenoiser, dict]:
-        """Build from a checkpoint written by ``ldct_invrep.engine.save_restorer`` (default: shipped weights)."""
+        """Build from a checkpoint written by ``ldct_invrep.engine.save_restorer`` (default: shipped weights).
+
+        ``self_ensemble`` defaults to the header's ``self_ensemble`` (how the model was meant to be run), else 1.
+        """
         from ldct_invrep.engine.checkpoint import load_restorer
 
         restorer, header = load_restorer(Path(path) if path is not None else default_weights_path())
         hu_range = tuple(header.get("hu_range", NETWORK_HU_RANGE))
+        kwargs.setdefault("self_ensemble", int(header.get("self_ensemble", 1)))
         return cls(restorer, hu_range=hu_range, **kwargs), header
 
     @torch.inference_mode()

@@ -171,6 +171,22 @@ def test_denoise_to_nifti_and_nifti_to_nifti(series3: Path, tiny_weights: Path, 
     assert not (tmp_path / "folder").exists()
 
 
+def test_denoise_self_ensemble(series3: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    from ldct_invrep.inference import SliceDenoiser
+    from ldct_invrep.io import read_series
+
+    plain, ensemble = tmp_path / "plain.nii.gz", tmp_path / "ens.nii.gz"
+    invoke("denoise", series3, plain, "--weights", tiny_weights)
+    result = invoke("denoise", series3, ensemble, "--weights", tiny_weights, "--self-ensemble", 8)
+    assert "self-ensemble of 8" in result.stderr
+    a, b = (np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in (plain, ensemble))
+    assert float(np.abs(a - b).max()) > 1.0
+    denoiser, _ = SliceDenoiser.from_checkpoint(tiny_weights, self_ensemble=8)
+    expected = denoiser.denoise(read_series(series3).hu)  # (z, y, x); the NIfTI is (x, y, z) in RAS
+    assert float(np.abs(np.sort(b.ravel()) - np.sort(expected.ravel())).max()) < 1.0
+    assert invoke("denoise", series3, tmp_path / "x.nii.gz", "--self-ensemble", 3, code=2).stderr
+
+
 def test_denoise_single_dicom_file(series3: Path, tiny_weights: Path, tmp_path: Path) -> None:
     one = sorted(series3.iterdir())[1]
     out = tmp_path / "one"

@@ -150,9 +150,15 @@ _output_arg = click.argument("output", metavar="OUTPUT", type=click.Path(path_ty
     help="bfloat16 autocast (tiny HU differences): for GPUs and CPUs with native bf16 (AVX512-BF16, AMX); "
     "far slower on other CPUs.",
 )
+@click.option(
+    "--self-ensemble", type=click.Choice(["1", "4", "8"]), default=None,
+    help="Average the outputs over 4 flips or 8 flips/transposes of each slice (that many times slower; 1: off). "
+    "[default: the checkpoint's 'self_ensemble' (ldct-invrep info shows it), else 1]",
+)
 @_series_opts
 def denoise(
     input_path: Path, output: Path, weights: Path | None, device: str, threads: int | None, bf16: bool,
+    self_ensemble: str | None,
     series_uid: str | None, all_series: bool, recursive: bool, force: bool, fmt: str | None, batch_size: int,
     overwrite: bool, quiet: bool,
 ) -> None:
@@ -193,16 +199,21 @@ def denoise(
         logger.warning("--bf16: this CPU has no native bfloat16 support; the run will be much slower than without --bf16")
     restorer, header = _load_checkpoint(weights_path)
     hu_range = tuple(header.get("hu_range", (-1024.0, 3072.0)))
-    denoiser = SliceDenoiser(restorer, hu_range=hu_range, device=torch_device, batch_size=batch_size, bf16=bf16)
+    ensemble = int(self_ensemble) if self_ensemble is not None else int(header.get("self_ensemble", 1))
+    denoiser = SliceDenoiser(
+        restorer, hu_range=hu_range, device=torch_device, batch_size=batch_size, bf16=bf16, self_ensemble=ensemble
+    )
     preset = header.get("preset", "?")
     say(
         f"weights: {weights_path} (preset {preset}) on {torch_device}"
-        f"{', bf16' if bf16 else ''}, {torch.get_num_threads()} thread(s)",
+        f"{', bf16' if bf16 else ''}, {torch.get_num_threads()} thread(s)"
+        f"{f', self-ensemble of {ensemble}' if ensemble > 1 else ''}",
         quiet,
     )
     derivation = (
         f"Denoised by ldct-invrep {__version__}: LIR (CVPR 2020) content encoder E_X then clean generator G_Y, "
-        f"weights {weights_path.name} (preset {preset}); HU outside [{hu_range[0]:g}, {hu_range[1]:g}] unchanged; "
+        f"weights {weights_path.name} (preset {preset})"
+        f"{f', mean over {ensemble} flipped/transposed copies' if ensemble > 1 else ''}; HU outside [{hu_range[0]:g}, {hu_range[1]:g}] unchanged; "
         "stored values re-quantised with the source RescaleSlope/RescaleIntercept"
     )
     t0 = time.perf_counter()

@@ -64,7 +64,11 @@ class UnpairedPatchDataset(Dataset):
     C x P x P for C-channel inputs): the noisy patch comes from a random image of ``noisy_images``, the clean
     patch from a random image of ``clean_images``, drawn with two independent generators, so the pair is not
     aligned in any way (the unpaired protocol). Each patch is a random ``patch_size`` crop with a random
-    horizontal and a random vertical flip (``flips``).
+    horizontal and a random vertical flip (``flips``) and, with ``transposes``, a random transpose (with the
+    flips: all eight 90-degree rotations and reflections). CT noise is anisotropic (streaks along the most
+    attenuating direction: wide patients have more left-right noise), so a model trained on a few patients
+    without transposes learns their noise orientation and denoises rotated noise worse
+    (docs/shipped_weights.md measures it).
 
     Air rejection (CT): a crop is kept when at least ``min_tissue_fraction`` of its pixels (channel mean) are
     above ``tissue_threshold`` (default HU -900 in network range). Otherwise a new image and position are
@@ -97,6 +101,7 @@ class UnpairedPatchDataset(Dataset):
         min_tissue_fraction: float = 0.5,
         tissue_threshold: float = AIR_THRESHOLD_NET,
         flips: bool = True,
+        transposes: bool = False,
         max_tries: int = 10,
         epoch: int = 0,
         transform: Callable[[dict[str, torch.Tensor]], Any] | None = None,
@@ -119,6 +124,7 @@ class UnpairedPatchDataset(Dataset):
         self.min_tissue_fraction = float(min_tissue_fraction)
         self.tissue_threshold = float(tissue_threshold)
         self.flips = bool(flips)
+        self.transposes = bool(transposes)
         self.max_tries = int(max_tries)
         self.epoch = int(epoch)
         self.transform = transform
@@ -175,6 +181,8 @@ class UnpairedPatchDataset(Dataset):
                     patch = patch[:, :, ::-1]
                 if rng.random() < 0.5:
                     patch = patch[:, ::-1, :]
+            if self.transposes and rng.random() < 0.5:
+                patch = patch.transpose(0, 2, 1)
             if self.min_tissue_fraction <= 0.0:
                 return np.array(patch, dtype=np.float32, copy=True)
             fraction = self.tissue_fraction(patch)
