@@ -387,3 +387,19 @@ def test_ensure_ct_cache_rebuilds_when_the_resampling_changes(tmp_path: Path) ->
     ensure_ct_cache([src], cache, hold_out=0.2, resample_spacings_mm=[0.64])
     manifest = json.loads(cache.with_suffix(".json").read_text())
     assert manifest["resample_spacings_mm"] == [0.64] and manifest["sources"][0]["resampled"][0]["shape"] == [80, 80]
+
+
+def test_unpaired_patches_transposes() -> None:
+    ramp = np.tile(np.linspace(-0.5, 0.5, 16, dtype=np.float32), (16, 1))  # varies along columns only
+
+    def orientations(transposes: bool) -> set[str]:
+        ds = UnpairedPatchDataset([ramp], [ramp], patch_size=16, samples_per_epoch=32, flips=False,
+                                  transposes=transposes, min_tissue_fraction=0.0)
+        seen = set()
+        for i in range(len(ds)):
+            p = ds[i]["noisy"][0].numpy()
+            seen.add("columns" if np.allclose(p, ramp) else "rows" if np.allclose(p, ramp.T) else "other")
+        return seen
+
+    assert orientations(False) == {"columns"}
+    assert orientations(True) == {"columns", "rows"}
