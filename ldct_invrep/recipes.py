@@ -371,16 +371,17 @@ def denoise_series_folder(
     bf16: bool = False,
     overwrite: bool = False,
     recursive: bool = True,
+    self_ensemble: int = 1,
 ) -> list[str]:
-    """Denoise every DICOM CT series under ``input_dir`` slice by slice (``inference.SliceDenoiser``) and
-    write each as a derived series (``io.write_derived_series``) to ``output_dir/<SeriesInstanceUID>/``.
-    Returns the output folders."""
+    """Denoise every DICOM CT series under ``input_dir`` slice by slice (``inference.SliceDenoiser``, with a
+    ``self_ensemble`` of 1, 4 or 8 flipped/transposed copies) and write each as a derived series
+    (``io.write_derived_series``) to ``output_dir/<SeriesInstanceUID>/``. Returns the output folders."""
     from ldct_invrep.inference import SliceDenoiser
     from ldct_invrep.io import scan_all_series, write_derived_series
 
     if input_dir is None:
         raise InputError("inference: no input folder; pass --input_dir (a folder of DICOM series)")
-    denoiser = SliceDenoiser(network, device=device, batch_size=batch_size, bf16=bf16)
+    denoiser = SliceDenoiser(network, device=device, batch_size=batch_size, bf16=bf16, self_ensemble=self_ensemble)
     outputs = []
     for info in scan_all_series(input_dir, recursive=recursive):
         target = Path(output_dir) / info.series_uid
