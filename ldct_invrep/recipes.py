@@ -26,6 +26,7 @@ __all__ = [
     "denoise_image_folder",
     "denoise_series_folder",
     "ensure_ct_cache",
+    "export_averaged_restorer",
     "ensure_mayo_datalist",
     "export_best_restorer",
     "export_restorer",
@@ -341,6 +342,32 @@ def export_best_restorer(
         "iterations_run": header.get("iterations"),
         "best_epoch": epoch,
         "selected_by": f"best {state.key_metric_name} in validation ({float(state.best_metric):.4f})",
+    }
+    return export_restorer(network, ckpt_dir, header)
+
+
+def export_averaged_restorer(
+    network: nn.Module, ckpt_dir: str | os.PathLike, header: dict[str, Any], average_from: int
+) -> list[str]:
+    """:func:`export_restorer` of the mean of the training checkpoints in ``ckpt_dir`` from iteration
+    ``average_from`` on (``engine.average_checkpoints``: weights and batch-norm statistics); the header's
+    ``iterations`` is the last of them and ``averaged_iterations`` lists them all."""
+    from ldct_invrep.engine.checkpoint import average_checkpoints, checkpoint_iterations
+
+    found = {i: f for i, f in checkpoint_iterations(ckpt_dir).items() if i >= int(average_from)}
+    if not found:
+        raise InputError(
+            f"{ckpt_dir}: no training checkpoint at iteration {average_from} or later to average "
+            "(checkpoint_interval too long, or n_checkpoints too small?)"
+        )
+    average_checkpoints(network, list(found.values()))
+    its = list(found)
+    header = {
+        **header,
+        "iterations": its[-1],
+        "iterations_run": header.get("iterations"),
+        "averaged_iterations": its,
+        "selected_by": f"mean of the weights of the {len(its)} checkpoints at iterations {its[0]}-{its[-1]}",
     }
     return export_restorer(network, ckpt_dir, header)
 

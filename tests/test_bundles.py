@@ -426,8 +426,8 @@ def test_ldct_simulated_synthetic_cache(tmp_path: Path) -> None:
     header = assert_trained(root, "ldct_simulated")
     assert header["sources"] == ["tiny.nii.gz"] and header["cache_sha256"] == manifest["cache_sha256"]
     assert header["semantic_weight"] == 0.0 and header["dose_fraction"] == 0.25
-    # the exported network is the one validation kept (models/best_network.pt), and the header says so
-    assert header["selected_by"].startswith("best abdomen_psnr_dr400") and header["iterations_run"] == 2
+    # by default the export is the mean of the second half's checkpoints (here only iteration 2's)
+    assert header["averaged_iterations"] == [2] and header["selected_by"].startswith("mean of the weights")
     assert (root / "models" / "best_network.pt").is_file()
     mtime = (root / "cache" / "ct_cache.npz").stat().st_mtime_ns
     run_bundle("ldct_simulated", "evaluate.json", root, **ARCH)
@@ -435,6 +435,26 @@ def test_ldct_simulated_synthetic_cache(tmp_path: Path) -> None:
     noisy = read_metrics(root / "eval" / "input")
     raw = (root / "eval" / "lir" / "abdomen_psnr_dr400_raw.csv").read_text().splitlines()
     assert len(raw) - 1 == manifest["counts"]["test_noisy"] and 10 < noisy["abdomen_psnr_dr400"] < 60
+
+
+def test_ldct_simulated_export_average_or_best(tmp_path: Path) -> None:
+    nifti = make_nifti(tmp_path / "ct" / "tiny.nii.gz")
+    tiny = {**TINY_TRAIN, "epoch_length": 1, "train#trainer#max_epochs": 5, "n_checkpoints": 5}
+    averaged = tmp_path / "averaged"
+    run_bundle("ldct_simulated", "train.json", averaged, ct_sources=[str(nifti)], **tiny)
+    header = assert_trained(averaged, "ldct_simulated", iterations=5)
+    assert header["averaged_iterations"] == [2, 3, 4, 5] and header["iterations_run"] == 5
+    # the exported Restorer is the mean of those checkpoints' E_X and G_Y weights and batch-norm statistics
+    states = [torch.load(averaged / "models" / f"checkpoint_iteration={i}.pt", weights_only=True)["network"] for i in (2, 3, 4, 5)]
+    exported = torch.load(averaged / "models" / "model.pt", weights_only=True)
+    for name in ("content_encoder.model.0.conv.weight", "content_encoder.model.0.norm.running_var"):
+        full = name.replace("content_encoder.", "content_encoder_x.")
+        torch.testing.assert_close(exported[name], torch.stack([s[full] for s in states]).mean(0))
+    best = tmp_path / "best"
+    run_bundle("ldct_simulated", "train.json", best, ct_sources=[str(nifti)], average_checkpoints=False, **tiny)
+    _, header = load_restorer(best / "models" / "lir_restorer.pt")
+    assert header["selected_by"].startswith("best abdomen_psnr_dr400") and header["iterations_run"] == 5
+    assert header["iterations"] in (1, 2, 3, 4, 5) and "averaged_iterations" not in header
 
 
 @pytest.mark.slow
@@ -464,3 +484,12 @@ def test_validation_indices_prefer_full_size_slices() -> None:
     assert validation_indices(images, 256) == [1, 3]
     assert validation_indices(images, 256, 1) == [1]
     assert validation_indices(images[:1] + images[2:3], 256) == [0, 1]  # none large enough: all of them
+
+
+def test_export_averaged_restorer_without_checkpoints(tmp_path: Path) -> None:
+    from ldct_invrep.errors import InputError
+    from ldct_invrep.networks import LIRNet, get_config
+    from ldct_invrep.recipes import export_averaged_restorer
+
+    with pytest.raises(InputError, match="no training checkpoint at iteration 0 or later"):
+        export_averaged_restorer(LIRNet(get_config("lite")), tmp_path, {}, 0)

@@ -106,3 +106,39 @@ def load_restorer(path: str | os.PathLike[str], map_location: Any = "cpu") -> tu
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise InputError(f"{path}: weights do not match the stored config ({type(err).__name__})") from err
     return restorer.eval(), header
+
+
+def checkpoint_iterations(ckpt_dir: str | os.PathLike[str], prefix: str = "checkpoint_iteration=") -> dict[int, Path]:
+    """``{iteration: file}`` of the training checkpoints MONAI's ``CheckpointSaver`` wrote to ``ckpt_dir``
+    (``checkpoint_iteration=N.pt``)."""
+    found = {}
+    for f in Path(ckpt_dir).glob(f"{prefix}*.pt"):
+        tail = f.stem[len(prefix) :]
+        if tail.isdigit():
+            found[int(tail)] = f
+    return dict(sorted(found.items()))
+
+
+def average_checkpoints(network: nn.Module, files: list[Path], key: str = "network") -> nn.Module:
+    """Load into ``network`` the mean of the weights *and buffers* (batch-norm statistics) stored under ``key``
+    in training checkpoints ``files``: a uniform average of snapshots along one run (stochastic weight
+    averaging, Izmailov et al., UAI 2018), with ``torch.optim.swa_utils.AveragedModel``.
+
+    Adversarial training does not settle at a point: the generator circles around one, and with it the mean
+    HU level of its output drifts by several HU from snapshot to snapshot. The average of snapshots sits
+    nearer the centre (docs/shipped_weights.md measures it). Returns ``network``.
+    """
+    from torch.optim.swa_utils import AveragedModel
+
+    if not files:
+        raise InputError("average_checkpoints: no checkpoint files given")
+    target = unwrap(network)
+    averaged = AveragedModel(target, use_buffers=True)
+    for f in files:
+        state = torch.load(f, map_location="cpu", weights_only=True)
+        if key not in state:
+            raise InputError(f"{f}: no {key!r} entry in the checkpoint")
+        target.load_state_dict(state[key])
+        averaged.update_parameters(target)
+    target.load_state_dict(averaged.module.state_dict())
+    return network
