@@ -132,7 +132,9 @@ def _lir_ct(weights: str | Path | None) -> Method:
     if not path.is_file():
         raise InputError(f"{path}: LIR checkpoint not found" + ("" if weights else " (no shipped weights; give lir_weights)"))
     denoiser, header = SliceDenoiser.from_checkpoint(path)
-    text = f"LIR (ours, unsupervised): E_X then G_Y, {path.name}: {_checkpoint_text(header)}"
+    ensemble = denoiser.self_ensemble
+    mean_over = f", mean over {ensemble} flipped/transposed copies" if ensemble > 1 else ""
+    text = f"LIR (ours, unsupervised): E_X then G_Y{mean_over}, {path.name}: {_checkpoint_text(header)}"
     return Method(denoiser.denoise, text, {"checkpoint": str(path), "header": header})
 
 
