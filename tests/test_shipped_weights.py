@@ -38,7 +38,7 @@ def test_shipped_weights_denoise_held_out_sample_slices(sample_series: Path, tmp
         noise_in.append(float((noisy - clean)[tissue].std()))
         noise_out.append(float((out - clean)[tissue].std()))
     assert len(gains) == 5
-    assert min(gains) > 3.0, gains  # measured: +5.2 dB on average
+    assert min(gains) > 5.0, gains  # measured: +7.2 dB on average (self-ensemble of 8, the header's default)
     assert max(abs(b) for b in biases) < 5.0, biases  # HU levels kept (measured within 1 HU)
     assert np.mean(noise_out) < 0.6 * np.mean(noise_in)
 
@@ -51,6 +51,22 @@ def test_shipped_weights_improve_the_real_mayo_pair(mayo_pair: tuple[Path, Path]
     for window in ("abdomen", "full"):
         before = compute_metrics(quarter, full, window)[0]
         after = compute_metrics(out, full, window)[0]
-        assert after.psnr > before.psnr + 1.0 and after.ssim > before.ssim, (window, before, after)
+        # measured: +3.9 dB (abdomen), +2.8 dB (full range)
+        assert after.psnr > before.psnr + 2.0 and after.ssim > before.ssim, (window, before, after)
     tissue = _soft_tissue(full)
     assert abs(float((out - full)[tissue].mean() - (quarter - full)[tissue].mean())) < 5.0
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_shipped_weights_beat_bm3d_on_the_real_mayo_pair(mayo_pair: tuple[Path, Path]) -> None:
+    """Issue 4's target, in the abdomen window: BM3D with the sigma tuned on the training cache's full-size
+    pairs (250 HU, docs/results.md) against the shipped model as the CLI runs it (its header's self-ensemble)."""
+    from ldct_invrep.baselines import bm3d_denoise
+
+    full, quarter = (read_series(p).hu[0] for p in mayo_pair)
+    denoiser, header = SliceDenoiser.from_checkpoint()
+    assert header["self_ensemble"] == denoiser.self_ensemble == 8
+    lir = compute_metrics(denoiser.denoise(quarter), full, "abdomen")[0]
+    bm3d = compute_metrics(bm3d_denoise(quarter, 250.0), full, "abdomen")[0]
+    assert lir.psnr > bm3d.psnr and lir.ssim > bm3d.ssim + 0.02, (lir, bm3d)  # measured 23.65 / 0.734 vs 23.51 / 0.688
