@@ -144,9 +144,13 @@ def training_text(path: Path, header: dict[str, Any]) -> str:
         value = header.get(key, training.get(key))
         if value is not None:
             bits.append(f"{label} {value}")
-    for key in ("ablation", "noise", "sigma_range", "dose_fraction"):
+    for key in ("ablation", "noise", "sigma_range", "dose_fraction", "resample_spacings_mm", "cross_cycle_weight"):
         if header.get(key) is not None:
             bits.append(f"{key} {header[key]}")
+    if header.get("selected_by"):
+        bits.append(f"weights: {header['selected_by']}")
+    if int(header.get("self_ensemble", 1)) > 1:
+        bits.append(f"run as a self-ensemble of {header['self_ensemble']} (mean over flips/transposes)")
     return ", ".join(str(b) for b in bits)
 
 
