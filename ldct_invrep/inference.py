@@ -65,17 +65,20 @@ class SliceDenoiser:
         self.inferer = SelfEnsembleInferer(self.self_ensemble, SimpleInferer())
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, **kwargs: Any) -> tuple[SliceDenoiser, dict]:
-        """Build from a checkpoint written by ``ldct_invrep.engine.save_restorer`` (default: shipped weights).
+    def from_header(cls, restorer: Restorer, header: dict, **kwargs: Any) -> SliceDenoiser:
+        """Build for ``restorer`` as its checkpoint ``header`` says it is run: its ``hu_range`` and, unless
+        ``self_ensemble`` is given, its ``self_ensemble`` (else 1)."""
+        kwargs.setdefault("self_ensemble", int(header.get("self_ensemble", 1)))
+        return cls(restorer, hu_range=tuple(header.get("hu_range", NETWORK_HU_RANGE)), **kwargs)
 
-        ``self_ensemble`` defaults to the header's ``self_ensemble`` (how the model was meant to be run), else 1.
-        """
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | None = None, **kwargs: Any) -> tuple[SliceDenoiser, dict]:
+        """Build from a checkpoint written by ``ldct_invrep.engine.save_restorer`` (default: shipped weights),
+        with :meth:`from_header`."""
         from ldct_invrep.engine.checkpoint import load_restorer
 
         restorer, header = load_restorer(Path(path) if path is not None else default_weights_path())
-        hu_range = tuple(header.get("hu_range", NETWORK_HU_RANGE))
-        kwargs.setdefault("self_ensemble", int(header.get("self_ensemble", 1)))
-        return cls(restorer, hu_range=hu_range, **kwargs), header
+        return cls.from_header(restorer, header, **kwargs), header
 
     @torch.inference_mode()
     def denoise_batch(self, hu: np.ndarray) -> np.ndarray:

@@ -198,11 +198,11 @@ def denoise(
     if bf16 and torch_device.type == "cpu" and not _cpu_has_bf16():
         logger.warning("--bf16: this CPU has no native bfloat16 support; the run will be much slower than without --bf16")
     restorer, header = _load_checkpoint(weights_path)
-    hu_range = tuple(header.get("hu_range", (-1024.0, 3072.0)))
-    ensemble = int(self_ensemble) if self_ensemble is not None else int(header.get("self_ensemble", 1))
-    denoiser = SliceDenoiser(
-        restorer, hu_range=hu_range, device=torch_device, batch_size=batch_size, bf16=bf16, self_ensemble=ensemble
+    chosen = {} if self_ensemble is None else {"self_ensemble": int(self_ensemble)}
+    denoiser = SliceDenoiser.from_header(
+        restorer, header, device=torch_device, batch_size=batch_size, bf16=bf16, **chosen
     )
+    hu_range, ensemble = denoiser.hu_range, denoiser.self_ensemble
     preset = header.get("preset", "?")
     say(
         f"weights: {weights_path} (preset {preset}) on {torch_device}"

@@ -46,7 +46,8 @@ CACHE_FORMAT = 1
 #: Training slices are resampled to a requested spacing only within this zoom factor of their own: beyond it
 #: interpolation would invent (or throw away) more detail than the slice has.
 MAX_RESAMPLE_FACTOR = 1.5
-SETS = ("train_noisy", "train_clean", "test_noisy", "test_clean")
+TRAIN_SETS = ("train_noisy", "train_clean")  # the sets that also get resampled copies
+SETS = (*TRAIN_SETS, "test_noisy", "test_clean")
 Simulator = Callable[..., np.ndarray]
 
 
@@ -253,7 +254,7 @@ def build_ct_training_cache(
             arrays[f"train_noisy_{tag}"] = _simulate_slices(noisy_src, list(range(len(noisy_src))), *sim_j)
             arrays[f"train_clean_{tag}"] = resample_slices(hu[idx["train_clean"]], spacing_mm, target)
             resampled.append({"key": f"r{j}", "pixel_spacing_mm": target, "shape": list(noisy_src.shape[1:])})
-            for k in ("train_noisy", "train_clean"):
+            for k in TRAIN_SETS:
                 totals[k] += int(arrays[f"{k}_{tag}"].shape[0])
         for k in SETS:
             totals[k] += int(arrays[f"{k}_{vi:03d}"].shape[0])
@@ -372,7 +373,7 @@ def load_ct_training_cache(path: str | Path, units: str = "net") -> CTCache:
     with data:
         for entry in manifest["sources"]:
             keys = [(k, f"{k}_{entry['index']:03d}") for k in SETS]
-            keys += [(k, f"{k}_{entry['index']:03d}_{r['key']}") for r in entry.get("resampled", []) for k in SETS[:2]]
+            keys += [(k, f"{k}_{entry['index']:03d}_{r['key']}") for r in entry.get("resampled", []) for k in TRAIN_SETS]
             for k, key in keys:
                 arr = data[key].astype(np.float32)
                 sets[k].extend(list(hu_to_net(arr) if units == "net" else arr))
