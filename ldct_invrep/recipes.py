@@ -191,9 +191,8 @@ def _on_main_rank(build: Callable[[], Any]) -> None:
         raise error
 
 
-def _cache_matches(
-    cache: Path, sources: Sequence[str], dose_fraction: float, seed: int, hold_out: float, spacings: Sequence[float]
-) -> bool:
+def _cache_matches(cache: Path, sources: Sequence[str], options: dict[str, Any]) -> bool:
+    """Whether the cache ``cache`` was built from ``sources`` with the manifest fields ``options``."""
     manifest = cache.with_suffix(".json")
     if not (cache.is_file() and manifest.is_file()):
         return False
@@ -202,28 +201,27 @@ def _cache_matches(
     except (OSError, json.JSONDecodeError):
         return False
     built_from = {os.path.realpath(str(s["source"])) for s in m.get("sources", [])}
-    return (
-        built_from == {os.path.realpath(str(s)) for s in sources}
-        and float(m.get("dose_fraction", -1)) == float(dose_fraction)
-        and int(m.get("seed", -1)) == int(seed)
-        and float(m.get("hold_out", -1)) == float(hold_out)
-        and [float(t) for t in m.get("resample_spacings_mm", [])] == [float(t) for t in spacings]
+    return built_from == {os.path.realpath(str(s)) for s in sources} and all(
+        json.dumps(m.get(k)) == json.dumps(v) for k, v in options.items()
     )
 
 
 def ensure_ct_cache(
     sources: Sequence[str | os.PathLike],
     cache_file: str | os.PathLike,
-    dose_fraction: float = 0.25,
+    dose_fraction: float | Sequence[float] = 0.25,
     seed: int = 0,
     hold_out: float = 0.1,
     rebuild: bool = False,
     simulator_kwargs: dict[str, Any] | None = None,
     resample_spacings_mm: Sequence[float] = (),
+    noisy_copies: int = 1,
+    unpaired_split: bool = True,
+    test_sources: Sequence[str | os.PathLike] = (),
+    test_dose_fractions: Sequence[float] = (),
 ) -> str:
-    """Path of the CT training cache ``cache_file``, built with ``data.build_ct_training_cache`` unless a
-    cache of the same sources, dose fraction, seed, hold-out and resampling spacings is already there (or
-    ``rebuild``).
+    """Path of the CT training cache ``cache_file``, built with ``data.build_ct_training_cache`` (same
+    arguments) unless a cache of the same sources and options is already there (or ``rebuild``).
 
     The low-dose simulation takes seconds a slice, so it runs once; under torch.distributed only rank 0
     builds and the other ranks wait. Sources are compared as resolved paths (relative to the working folder).
@@ -231,26 +229,70 @@ def ensure_ct_cache(
     """
     from ldct_invrep.data import build_ct_training_cache
 
-    srcs = [str(s) for s in sources]
-    for s in srcs:
+    srcs, tests = [str(s) for s in sources], [str(s) for s in test_sources]
+    for s in srcs + tests:
         if not os.path.exists(s):
             raise InputError(f"{s}: CT source not found (set --dataset_dir or --ct_sources)")
     cache = Path(cache_file)
+    fraction = float(dose_fraction) if np.ndim(dose_fraction) == 0 else [float(v) for v in dose_fraction]  # type: ignore[union-attr]
+    options = {
+        "dose_fraction": fraction,
+        "seed": int(seed),
+        "hold_out": float(hold_out),
+        "resample_spacings_mm": [float(t) for t in resample_spacings_mm],
+        "noisy_copies": int(noisy_copies),
+        "unpaired_split": bool(unpaired_split),
+        "test_dose_fractions": [float(f) for f in test_dose_fractions] or ([fraction] if np.ndim(fraction) == 0 else []),
+    }
 
     def build() -> None:
-        if rebuild or not _cache_matches(cache, srcs, dose_fraction, seed, hold_out, resample_spacings_mm):
+        if rebuild or not _cache_matches(cache, srcs + tests, options):
+            print(f"building the CT training cache {cache} (low-dose simulation, a second or two a slice)", flush=True)
             build_ct_training_cache(
                 srcs,
                 cache,
-                dose_fraction=dose_fraction,
+                dose_fraction=fraction,
                 seed=seed,
                 hold_out=hold_out,
                 simulator_kwargs=simulator_kwargs,
                 resample_spacings_mm=resample_spacings_mm,
+                noisy_copies=noisy_copies,
+                unpaired_split=unpaired_split,
+                test_sources=tests,
+                test_dose_fractions=test_dose_fractions,
             )
 
     _on_main_rank(build)
     return str(cache)
+
+
+#: Patients of COVID-19-NY-SBU held out of the default model's training, for its simulated validation
+#: (GE 2.5 and 1.25 mm; Toshiba 3 and 1 mm; GE 5 mm twice): split by patient, thicknesses 1-5 mm, 2 vendors.
+HELD_OUT_PATIENTS = ("A056642", "A067967", "A048383")
+
+
+def open_ct_sources(dataset_dir: str | os.PathLike, held_out: Sequence[str] = HELD_OUT_PATIENTS) -> dict[str, list[str]]:
+    """The openly licensed normal-dose CT the default model trains on, split by patient.
+
+    ``dataset_dir`` holds ``ct_nifti/example_ct.nii.gz`` (TotalSegmentator, Apache-2.0),
+    ``ct_more/covid19_nysbu_chest_axial/*.dcm`` (TCIA COVID-19-NY-SBU, CC BY 4.0; file names start with the
+    patient) and ``ct_more/dcmqi_liver_ct_3slice`` (dcmqi test data, BSD-3); the TotalSegmentator series
+    shipped in the package is always a training source. Returns ``{"train": [...], "test": [...]}``: the files
+    of the ``held_out`` patients go to "test". Missing parts raise ``InputError`` naming them.
+    """
+    from ldct_invrep.demo import sample_series_path
+
+    root = Path(dataset_dir)
+    covid = root / "ct_more" / "covid19_nysbu_chest_axial"
+    parts = [root / "ct_nifti" / "example_ct.nii.gz", covid, root / "ct_more" / "dcmqi_liver_ct_3slice"]
+    for part in parts:
+        if not part.exists():
+            raise InputError(f"{part}: not found (the default model's training data; see docs/shipped_weights.md)")
+    slices = sorted(covid.glob("*.dcm"))
+    train = [str(sample_series_path()), str(parts[0]), str(parts[2])]
+    train += [str(f) for f in slices if f.name.split("_")[0] not in held_out]
+    test = [str(f) for f in slices if f.name.split("_")[0] in held_out]
+    return {"train": train, "test": test}
 
 
 def validation_indices(images: Sequence[Any], min_size: int, max_count: int | None = None) -> list[int]:

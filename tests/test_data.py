@@ -337,7 +337,10 @@ def test_build_ct_training_cache_resamples_training_slices(tmp_path: Path) -> No
     )
     entry = manifest["sources"][0]
     assert manifest["resample_spacings_mm"] == [0.64, 0.8, 2.0]
-    assert entry["resampled"] == [{"key": "r0", "pixel_spacing_mm": 0.64, "shape": [80, 80]}]
+    n_noisy = len(entry["slice_indices"]["train_noisy"])
+    assert entry["resampled"] == [
+        {"key": "r0", "pixel_spacing_mm": 0.64, "shape": [80, 80], "dose_fractions": [0.25] * n_noisy}
+    ]
     n_noisy, n_clean = len(entry["slice_indices"]["train_noisy"]), len(entry["slice_indices"]["train_clean"])
     assert manifest["counts"]["train_noisy"] == 2 * n_noisy and manifest["counts"]["train_clean"] == 2 * n_clean
     assert seen.count(0.64) == n_noisy  # the resampled noisy copies are simulated at their new spacing

@@ -43,9 +43,9 @@ def small() -> tuple[np.ndarray, np.ndarray]:
 
 def test_same_seed_identical_and_different_seeds_differ(small):
     hu, _ = small
-    a = simulate_low_dose(hu, 0.25, SPACING, seed=3, incident_flux=FLUX)
-    b = simulate_low_dose(hu, 0.25, SPACING, seed=3, incident_flux=FLUX)
-    c = simulate_low_dose(hu, 0.25, SPACING, seed=4, incident_flux=FLUX)
+    a = simulate_low_dose(hu, 0.25, SPACING, seed=3, calibration="mayo", incident_flux=FLUX)
+    b = simulate_low_dose(hu, 0.25, SPACING, seed=3, calibration="mayo", incident_flux=FLUX)
+    c = simulate_low_dose(hu, 0.25, SPACING, seed=4, calibration="mayo", incident_flux=FLUX)
     np.testing.assert_array_equal(a, b)
     assert a.dtype == np.float32 and a.shape == hu.shape
     assert np.abs(a - c).mean() > 1.0
@@ -53,15 +53,15 @@ def test_same_seed_identical_and_different_seeds_differ(small):
 
 def test_generator_seed_is_accepted_and_reproducible(small):
     hu, _ = small
-    a = simulate_low_dose(hu, 0.25, SPACING, seed=np.random.default_rng(7), incident_flux=FLUX)
-    b = simulate_low_dose(hu, 0.25, SPACING, seed=np.random.default_rng(7), incident_flux=FLUX)
+    a = simulate_low_dose(hu, 0.25, SPACING, seed=np.random.default_rng(7), calibration="mayo", incident_flux=FLUX)
+    b = simulate_low_dose(hu, 0.25, SPACING, seed=np.random.default_rng(7), calibration="mayo", incident_flux=FLUX)
     np.testing.assert_array_equal(a, b)
 
 
 def test_noise_grows_as_dose_falls(small):
     hu, soft = small
     stds = [
-        float((simulate_low_dose(hu, f, SPACING, seed=0, incident_flux=FLUX) - hu)[soft].std())
+        float((simulate_low_dose(hu, f, SPACING, seed=0, calibration="mayo", incident_flux=FLUX) - hu)[soft].std())
         for f in (0.5, 0.25, 0.1)
     ]
     assert stds[0] < stds[1] < stds[2]
@@ -72,7 +72,7 @@ def test_noise_grows_as_dose_falls(small):
 
 def test_full_dose_returns_input_unchanged(small):
     hu, _ = small
-    out = simulate_low_dose(hu, 1.0, SPACING, seed=0, incident_flux=FLUX)
+    out = simulate_low_dose(hu, 1.0, SPACING, seed=0, calibration="mayo", incident_flux=FLUX)
     np.testing.assert_array_equal(out, hu.astype(np.float32))
     assert out is not hu
 
@@ -80,7 +80,7 @@ def test_full_dose_returns_input_unchanged(small):
 def test_mean_hu_preserved_in_body(small):
     hu, soft = small
     for seed in (0, 1):
-        diff = simulate_low_dose(hu, 0.1, SPACING, seed=seed, incident_flux=FLUX) - hu
+        diff = simulate_low_dose(hu, 0.1, SPACING, seed=seed, calibration="mayo", incident_flux=FLUX) - hu
         assert diff[soft].std() > 20.0  # there is noise ...
         assert abs(diff[soft].mean()) < 3.0  # ... with zero mean
 
@@ -89,7 +89,7 @@ def test_mean_hu_preserved_in_body(small):
 def test_invalid_dose_fraction_raises(small, fraction):
     hu, _ = small
     with pytest.raises(ValueError, match="dose_fraction"):
-        simulate_low_dose(hu, fraction, SPACING, seed=0, incident_flux=FLUX)
+        simulate_low_dose(hu, fraction, SPACING, seed=0, calibration="mayo", incident_flux=FLUX)
     with pytest.raises(ValueError, match="dose_fraction"):
         SimulateLowDosed("image", dose_fraction=fraction)
 
@@ -158,8 +158,8 @@ def test_fbp_of_line_integrals_reconstructs_discs(size, downsample):
 
 def test_pooled_variance_is_close_to_exact(small):
     hu, soft = small
-    exact = simulate_low_dose(hu, 0.25, SPACING, seed=0, n_views=240, variance_downsample=1, incident_flux=FLUX) - hu
-    fast = simulate_low_dose(hu, 0.25, SPACING, seed=0, n_views=240, incident_flux=FLUX) - hu
+    exact = simulate_low_dose(hu, 0.25, SPACING, seed=0, n_views=240, variance_downsample=1, calibration="mayo", incident_flux=FLUX) - hu
+    fast = simulate_low_dose(hu, 0.25, SPACING, seed=0, n_views=240, calibration="mayo", incident_flux=FLUX) - hu
     assert (fast - exact)[soft].std() < 0.05 * exact[soft].std()
 
 
@@ -172,13 +172,13 @@ def test_noise_level_does_not_depend_on_pixel_size():
         body = (x / 70.0) ** 2 + (y / 50.0) ** 2 <= 1.0
         hu = np.where(body, 40.0, -1000.0)
         centre = (x / 35.0) ** 2 + (y / 25.0) ** 2 <= 1.0
-        stds.append(float((simulate_low_dose(hu, 0.25, spacing, seed=1) - hu)[centre].std()))
+        stds.append(float((simulate_low_dose(hu, 0.25, spacing, seed=1, calibration="mayo") - hu)[centre].std()))
     assert stds[1] == pytest.approx(stds[0], rel=0.12)
 
 
 def test_noise_is_fbp_textured_not_white(small):
     hu, soft = small
-    diff = simulate_low_dose(hu, 0.25, SPACING, seed=0, filter_cutoff_per_mm=None, incident_flux=FLUX) - hu
+    diff = simulate_low_dose(hu, 0.25, SPACING, seed=0, filter_cutoff_per_mm=None, calibration="mayo", incident_flux=FLUX) - hu
     both = soft[:, :-1] & soft[:, 1:]
     lag1 = np.corrcoef(diff[:, :-1][both], diff[:, 1:][both])[0, 1]
     assert abs(lag1) > 0.1  # white noise would give ~0
@@ -190,7 +190,7 @@ def test_dict_transform_channels_seed_and_meta(small):
         torch.from_numpy(np.stack([hu, hu]).astype(np.float32)),
         affine=torch.diag(torch.tensor([SPACING, SPACING, 1.0, 1.0])),
     )
-    t = SimulateLowDosed("image", dose_fraction=0.25, seed=5, incident_flux=FLUX)
+    t = SimulateLowDosed("image", dose_fraction=0.25, seed=5, calibration="mayo", incident_flux=FLUX)
     out = t({"image": img, "other": 1})
     assert isinstance(out["image"], MetaTensor) and out["image"].shape == (2, *hu.shape)
     assert out["other"] == 1
@@ -206,14 +206,14 @@ def test_dict_transform_channels_seed_and_meta(small):
 def test_dict_transform_spacing_sources(small):
     hu, _ = small
     arr = hu[None].astype(np.float32)
-    by_key = SimulateLowDosed("image", seed=1, pixel_spacing_key="spacing")(
+    by_key = SimulateLowDosed("image", seed=1, pixel_spacing_key="spacing", calibration="mayo")(
         {"image": arr, "spacing": (SPACING, SPACING, 5.0)}
     )
-    fixed = SimulateLowDosed("image", seed=1, pixel_spacing_mm=SPACING)({"image": arr})
+    fixed = SimulateLowDosed("image", seed=1, pixel_spacing_mm=SPACING, calibration="mayo")({"image": arr})
     assert isinstance(fixed["image"], np.ndarray)
     np.testing.assert_array_equal(by_key["image"], fixed["image"])
     volume = np.stack([arr, arr], axis=-1)  # C x H x W x D
-    out = SimulateLowDosed("image", seed=1, pixel_spacing_mm=SPACING)({"image": volume})["image"]
+    out = SimulateLowDosed("image", seed=1, pixel_spacing_mm=SPACING, calibration="mayo")({"image": volume})["image"]
     assert out.shape == volume.shape and not np.array_equal(out[..., 0], out[..., 1])
     with pytest.raises(ValueError, match="pixel spacing"):
         SimulateLowDosed("image")({"image": arr})
@@ -247,9 +247,9 @@ def test_quarter_dose_noise_matches_real_mayo_pair(mayo_pair):
 def test_thicker_slices_carry_less_noise(small):
     """A bin of a 3 mm slice collects three times the photons of a 1 mm one: noise std falls ~ 1/sqrt(3)."""
     hu, soft = small
-    thin = simulate_low_dose(hu, 0.25, SPACING, seed=0, incident_flux=FLUX, electronic_noise_std=0.0)
+    thin = simulate_low_dose(hu, 0.25, SPACING, seed=0, calibration="mayo", incident_flux=FLUX, electronic_noise_std=0.0)
     thick = simulate_low_dose(
-        hu, 0.25, SPACING, seed=0, incident_flux=FLUX, electronic_noise_std=0.0, slice_thickness_mm=3.0
+        hu, 0.25, SPACING, seed=0, calibration="mayo", incident_flux=FLUX, electronic_noise_std=0.0, slice_thickness_mm=3.0
     )
     ratio = float((thick - hu)[soft].std() / (thin - hu)[soft].std())
     assert ratio == pytest.approx(1 / np.sqrt(3), rel=0.05)

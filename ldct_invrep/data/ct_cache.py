@@ -186,10 +186,31 @@ def _resample_targets(spacing_mm: float, targets: Sequence[float]) -> list[float
     return keep
 
 
+#: Stored values below this (HU) are padding outside the field of view (GE -3024, Toshiba -2048), not air.
+PADDING_BELOW_HU = -1500.0
+
+
+def _dose_draws(dose_fraction: float | Sequence[float], n: int, rng: np.random.Generator) -> list[float]:
+    """``n`` dose fractions: the number itself, or log-uniform draws from a ``(low, high)`` range."""
+    if np.ndim(dose_fraction) == 0:
+        return [float(dose_fraction)] * n  # type: ignore[arg-type]
+    lo, hi = (float(v) for v in dose_fraction)  # type: ignore[union-attr]
+    return [float(v) for v in np.exp(rng.uniform(np.log(lo), np.log(hi), n))]
+
+
+def _check_fractions(dose_fraction: float | Sequence[float], test_dose_fractions: Sequence[float]) -> None:
+    values = [dose_fraction] if np.ndim(dose_fraction) == 0 else list(dose_fraction)  # type: ignore[arg-type]
+    if np.ndim(dose_fraction) and (len(values) != 2 or values[0] > values[1]):
+        raise InputError(f"dose_fraction {dose_fraction}: a number or a (low, high) range")
+    for f in [*values, *test_dose_fractions]:
+        if not (np.isfinite(f) and 0.0 < f <= 1.0):
+            raise InputError(f"dose_fraction {f}: must be in (0, 1]")
+
+
 def build_ct_training_cache(
     sources: Sequence[str | Path],
     out: str | Path,
-    dose_fraction: float = 0.25,
+    dose_fraction: float | Sequence[float] = 0.25,
     seed: int = 0,
     hold_out: float = 0.1,
     gap: int = 1,
@@ -198,13 +219,26 @@ def build_ct_training_cache(
     simulator_kwargs: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
     resample_spacings_mm: Sequence[float] = (),
+    *,
+    noisy_copies: int = 1,
+    unpaired_split: bool = True,
+    test_sources: Sequence[str | Path] = (),
+    test_dose_fractions: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Build the unpaired CT training cache ``out`` (``.npz``) and its manifest ``out`` with suffix ``.json``.
 
     ``sources``: NIfTI files and/or DICOM series folders (or files) of *normal-dose* CT. ``dose_fraction``
-    (e.g. 0.25 = quarter dose) goes to ``simulator`` (default
-    ``ldct_invrep.transforms.lowdose.simulate_low_dose(hu, dose_fraction, pixel_spacing_mm, seed, **kwargs)``),
-    called once per train-noisy and test slice with a seed derived from ``(seed, source, slice)``.
+    (e.g. 0.25 = quarter dose, or a ``(low, high)`` range drawn log-uniformly for every noisy copy) goes to
+    ``simulator`` (default :func:`~ldct_invrep.transforms.lowdose.simulate_low_dose`, dose-relative: each
+    slice's own noise sets the flux, padding outside the field of view (below ``PADDING_BELOW_HU``) is kept),
+    called once per noisy slice with a seed derived from ``(seed, source, slice)``.
+
+    Slices of ``sources`` are split per volume (``assign_slices``: a held-out test block of ``hold_out``,
+    then two disjoint halves X and Y when ``unpaired_split``, else X and Y both hold every training slice;
+    the training loss never pairs them either way). Each X slice gets ``noisy_copies`` simulated versions.
+    ``test_sources`` are held out whole (split by patient): every body slice of them becomes a test pair at
+    each of ``test_dose_fractions`` (default: ``dose_fraction``).
+
     ``resample_spacings_mm``: in-plane pixel spacings the *training* slices of each volume are also
     resampled to (:func:`resample_slices`; only spacings within ``MAX_RESAMPLE_FACTOR`` of the volume's own),
     the noisy-domain copies resampled from the original and then simulated at the new spacing with their own
@@ -218,50 +252,77 @@ def build_ct_training_cache(
         raise InputError(f"{out}: the cache file name must end with .npz")
     if not sources:
         raise InputError(f"{out}: no sources given")
-    if not 0.0 < dose_fraction <= 1.0:
-        raise InputError(f"dose_fraction {dose_fraction}: must be in (0, 1]")
+    _check_fractions(dose_fraction, test_dose_fractions)
+    if noisy_copies < 1:
+        raise InputError(f"noisy_copies {noisy_copies}: must be >= 1")
+    if not test_dose_fractions:
+        if np.ndim(dose_fraction):
+            raise InputError("a dose_fraction range needs explicit test_dose_fractions")
+        test_dose_fractions = [float(dose_fraction)]  # type: ignore[arg-type]
     simulate = simulator or _default_simulator()
     kwargs = dict(simulator_kwargs or {})
     say = progress or (lambda msg: None)
     arrays: dict[str, np.ndarray] = {}
     source_entries: list[dict[str, Any]] = []
     totals = dict.fromkeys(SETS, 0)
-    for vi, (vol, src) in enumerate(_iter_volumes(sources)):
-        hu = np.clip(vol.hu, *HU_RANGE).astype(np.float32)
-        body = (hu > AIR_THRESHOLD_HU).mean(axis=(1, 2))
+    all_sources = [(s, False) for s in sources] + [(s, True) for s in test_sources]
+    for vi, (vol, src, held_out) in enumerate(_iter_volumes(all_sources)):
+        raw = np.asarray(vol.hu, dtype=np.float32)
+        padding = raw < PADDING_BELOW_HU
+        hu = np.clip(raw, *HU_RANGE).astype(np.float32)
+        body = ((hu > AIR_THRESHOLD_HU) & ~padding).mean(axis=(1, 2))
         usable = [int(i) for i in np.flatnonzero(body >= min_body_fraction)]
         if not usable:
             say(f"{vol.name}: no slice with body, skipped")
             continue
-        sets = assign_slices(len(usable), seed, hold_out, gap, key=vi)
+        if held_out:
+            sets = {"test": list(range(len(usable))), "train_noisy": [], "train_clean": [], "dropped": []}
+        else:
+            sets = assign_slices(len(usable), seed, hold_out, gap, key=vi)
+            if not unpaired_split:
+                both = sorted(sets["train_noisy"] + sets["train_clean"])
+                sets["train_noisy"], sets["train_clean"] = both, list(both)
         idx = {k: [usable[i] for i in v] for k, v in sets.items()}
         spacing_mm = float(np.mean(vol.pixel_spacing))
-
+        default_sim = simulate is _default_simulator()
         slice_kwargs = dict(kwargs)
-        if simulate is _default_simulator():
+        if default_sim:
             slice_kwargs.setdefault("slice_thickness_mm", vol.slice_thickness_mm)
-        sim_args = (simulate, dose_fraction, spacing_mm, (seed, vi), slice_kwargs, say, vol.name)
-        arrays[f"train_noisy_{vi:03d}"] = _simulate_slices(hu, idx["train_noisy"], *sim_args)
-        arrays[f"train_clean_{vi:03d}"] = hu[idx["train_clean"]]
-        arrays[f"test_noisy_{vi:03d}"] = _simulate_slices(hu, idx["test"], *sim_args)
-        arrays[f"test_clean_{vi:03d}"] = hu[idx["test"]]
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), vi, 11]))
+        noisy_idx = [k for k in idx["train_noisy"] for _ in range(noisy_copies)]
+        noisy_f = _dose_draws(dose_fraction, len(noisy_idx), rng)
+        test_idx = [k for f in test_dose_fractions for k in idx["test"]]
+        test_f = [float(f) for f in test_dose_fractions for _ in idx["test"]]
+        sim = _SliceSimulator(simulate, slice_kwargs, default_sim, say)
+        tag = f"{vi:03d}"
+        arrays[f"train_noisy_{tag}"] = sim(hu, padding, noisy_idx, noisy_f, spacing_mm, (seed, vi), vol.name)
+        arrays[f"train_clean_{tag}"] = hu[idx["train_clean"]]
+        arrays[f"test_noisy_{tag}"] = sim(hu, padding, test_idx, test_f, spacing_mm, (seed, vi, 1 << 20), vol.name)
+        arrays[f"test_clean_{tag}"] = hu[test_idx]
         resampled = []
         for j, target in enumerate(_resample_targets(spacing_mm, resample_spacings_mm)):
-            tag = f"{vi:03d}_r{j}"
+            rtag = f"{tag}_r{j}"
             say(f"{vol.name}: resampling training slices from {spacing_mm:g} to {target:g} mm pixels")
             noisy_src = resample_slices(hu[idx["train_noisy"]], spacing_mm, target)
-            sim_j = (simulate, dose_fraction, target, (seed, vi, j + 1), slice_kwargs, say, f"{vol.name}@{target:g}mm")
-            arrays[f"train_noisy_{tag}"] = _simulate_slices(noisy_src, list(range(len(noisy_src))), *sim_j)
-            arrays[f"train_clean_{tag}"] = resample_slices(hu[idx["train_clean"]], spacing_mm, target)
-            resampled.append({"key": f"r{j}", "pixel_spacing_mm": target, "shape": list(noisy_src.shape[1:])})
+            pad_src = resample_slices(padding[idx["train_noisy"]].astype(np.float32), spacing_mm, target) > 0.5
+            r_idx = [k for k in range(len(noisy_src)) for _ in range(noisy_copies)]
+            r_f = _dose_draws(dose_fraction, len(r_idx), rng)
+            arrays[f"train_noisy_{rtag}"] = sim(
+                noisy_src, pad_src, r_idx, r_f, target, (seed, vi, j + 1), f"{vol.name}@{target:g}mm"
+            )
+            arrays[f"train_clean_{rtag}"] = resample_slices(hu[idx["train_clean"]], spacing_mm, target)
+            resampled.append(
+                {"key": f"r{j}", "pixel_spacing_mm": target, "shape": list(noisy_src.shape[1:]), "dose_fractions": r_f}
+            )
             for k in TRAIN_SETS:
-                totals[k] += int(arrays[f"{k}_{tag}"].shape[0])
+                totals[k] += int(arrays[f"{k}_{rtag}"].shape[0])
         for k in SETS:
-            totals[k] += int(arrays[f"{k}_{vi:03d}"].shape[0])
+            totals[k] += int(arrays[f"{k}_{tag}"].shape[0])
         source_entries.append(
             {
                 "index": vi,
                 "source": str(src),
+                "held_out": held_out,
                 "name": vol.name,
                 **vol.meta,
                 "shape": list(vol.hu.shape),
@@ -270,22 +331,28 @@ def build_ct_training_cache(
                 "slices_used": len(usable),
                 "slices_skipped_no_body": int(vol.hu.shape[0] - len(usable)),
                 "slice_indices": {k: idx[k] for k in ("train_noisy", "train_clean", "test", "dropped")},
+                "train_noisy_dose_fractions": noisy_f,
+                "test_dose_fractions": test_f,
+                "calibration": sim.calibrations,
                 "resampled": resampled,
             }
         )
     if not source_entries:
-        raise InputError(f"{out}: no usable slices in {', '.join(str(s) for s in sources)}")
+        raise InputError(f"{out}: no usable slices in {', '.join(str(s) for s, _ in all_sources)}")
     _save_npz_atomic(out, arrays)
     manifest = {
         "format": CACHE_FORMAT,
-        "description": "Unpaired CT training cache (LIR section 4.2-4.3 protocol): train_noisy = simulated low dose of "
-        "one half of the training slices, train_clean = the other half as acquired, test = held-out pairs "
-        "(simulated low dose, original). Arrays in HU, clipped to [-1024, 3072].",
+        "description": "Unpaired CT training cache (LIR section 4.2-4.3 protocol): train_noisy = simulated low dose "
+        "(dose relative to each scan's own) of training slices, train_clean = training slices as acquired, "
+        "test = held-out pairs (simulated low dose, original). Arrays in HU, clipped to [-1024, 3072].",
         "cache_file": out.name,
         "cache_sha256": sha256_file(out),
         "units": "HU",
         "hu_range": list(HU_RANGE),
-        "dose_fraction": dose_fraction,
+        "dose_fraction": dose_fraction if np.ndim(dose_fraction) == 0 else [float(v) for v in dose_fraction],  # type: ignore[union-attr]
+        "test_dose_fractions": [float(f) for f in test_dose_fractions],
+        "noisy_copies": noisy_copies,
+        "unpaired_split": unpaired_split,
         "seed": seed,
         "hold_out": hold_out,
         "gap": gap,
@@ -305,31 +372,64 @@ def build_ct_training_cache(
     return manifest
 
 
-def _simulate_slices(
-    hu: np.ndarray,
-    indices: list[int],
-    simulate: Simulator,
-    dose_fraction: float,
-    spacing_mm: float,
-    seed_key: tuple[int, ...],
-    kwargs: dict[str, Any],
-    say: Callable[[str], None],
-    name: str,
-) -> np.ndarray:
-    """Simulated low dose of slices ``indices`` of ``hu``, one seed per (*seed_key, slice), clipped to HU_RANGE."""
-    out = np.empty((len(indices),) + hu.shape[1:], dtype=np.float32)
-    for j, k in enumerate(indices):
-        say(f"{name}: simulating slice {k} ({j + 1}/{len(indices)})")
-        sim = simulate(hu[k], dose_fraction, spacing_mm, _slice_seed(*seed_key, k), **kwargs)
-        out[j] = np.clip(np.asarray(sim, dtype=np.float32), *HU_RANGE)
-    return out
+class _SliceSimulator:
+    """Simulated low dose of chosen slices, one seed per (*seed_key, position), clipped to HU_RANGE.
+
+    With the default simulator each slice's own noise sets the flux (``calibration="self"``); a slice with
+    too little flat soft tissue takes the median level of its volume's others, and a volume with none falls
+    back to the absolute Mayo calibration. ``calibrations`` records what each volume got.
+    """
+
+    def __init__(self, simulate: Simulator, kwargs: dict[str, Any], default: bool, say: Callable[[str], None]):
+        self.simulate, self.kwargs, self.default, self.say = simulate, kwargs, default, say
+        self.calibrations: dict[str, Any] = {}
+
+    def _levels(self, hu: np.ndarray, padding: np.ndarray, indices: list[int]) -> list[float | None]:
+        from ldct_invrep.transforms.lowdose import scan_noise_level
+
+        own = {k: scan_noise_level(hu[k], padding[k]) for k in sorted(set(indices))}
+        known = [v for v in own.values() if v is not None]
+        fallback = float(np.median(known)) if known else None
+        return [own[k] if own[k] is not None else fallback for k in indices]
+
+    def __call__(
+        self,
+        hu: np.ndarray,
+        padding: np.ndarray,
+        indices: list[int],
+        fractions: list[float],
+        spacing_mm: float,
+        seed_key: tuple[int, ...],
+        name: str,
+    ) -> np.ndarray:
+        out = np.empty((len(indices),) + hu.shape[1:], dtype=np.float32)
+        levels = self._levels(hu, padding, indices) if self.default and indices else [None] * len(indices)
+        if self.default and indices:
+            measured = [v for v in levels if v is not None]
+            self.calibrations[name] = (
+                {"mode": "self", "noise_level_hu_median": float(np.median(measured))}
+                if measured
+                else {"mode": "mayo", "why": "no slice with enough flat soft tissue"}
+            )
+        for j, (k, f) in enumerate(zip(indices, fractions)):
+            self.say(f"{name}: simulating slice {k} at dose {f:.3g} ({j + 1}/{len(indices)})")
+            kwargs = dict(self.kwargs)
+            if self.default:
+                kwargs["padding"] = padding[k]
+                if levels[j] is None:
+                    kwargs["calibration"] = "mayo"
+                else:
+                    kwargs["own_noise_level"] = levels[j]
+            sim = self.simulate(hu[k], f, spacing_mm, _slice_seed(*seed_key, j, k), **kwargs)
+            out[j] = np.clip(np.asarray(sim, dtype=np.float32), *HU_RANGE)
+        return out
 
 
-def _iter_volumes(sources: Sequence[str | Path]) -> Iterator[tuple[CTVolume, str | Path]]:
-    """(volume, source) for every volume of every source, one source in memory at a time."""
-    for source in sources:
+def _iter_volumes(sources: Sequence[tuple[str | Path, bool]]) -> Iterator[tuple[CTVolume, str | Path, bool]]:
+    """(volume, source, held out) for every volume of every source, one source in memory at a time."""
+    for source, held_out in sources:
         for volume in read_ct_volumes(source):
-            yield volume, source
+            yield volume, source, held_out
 
 
 def _save_npz_atomic(out: Path, arrays: dict[str, np.ndarray]) -> None:

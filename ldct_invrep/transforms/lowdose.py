@@ -87,6 +87,7 @@ from monai.config.type_definitions import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type, convert_to_numpy
+from scipy import ndimage
 from scipy.ndimage import map_coordinates
 from skimage.transform import radon
 
@@ -98,12 +99,17 @@ __all__ = [
     "DEFAULT_N_VIEWS",
     "FBP_FILTERS",
     "MU_WATER_PER_MM",
+    "CALIBRATIONS",
     "SimulateLowDosed",
     "back_project",
     "fbp_filter_response",
     "filter_sinogram",
+    "flat_tissue_mask",
     "insertion_noise_variance",
     "line_integrals",
+    "noise_level",
+    "scan_noise_level",
+    "self_calibrated_flux",
     "simulate_low_dose",
 ]
 
@@ -126,6 +132,15 @@ DEFAULT_FILTER_CUTOFF_PER_MM = 0.5 / 0.7421875
 _MIN_LOW_DOSE_COUNTS = 1.0
 #: Samples per detector bin of the back projection's look-up table.
 _BP_UPSAMPLE = 16
+#: ``simulate_low_dose`` calibrations: the scan's own dose ("self") or the absolute Mayo flux ("mayo").
+CALIBRATIONS = ("self", "mayo")
+#: Window (pixels) and percentile of the local-std noise statistic (:func:`noise_level`).
+NOISE_WINDOW = 9
+NOISE_PERCENTILE = 25.0
+#: Gaussian sigma (pixels) of the smooth image subtracted before the local std: removes slow anatomy.
+NOISE_HIGH_PASS_SIGMA = 1.0
+#: A slice needs this many flat soft-tissue pixels to measure its own noise.
+MIN_FLAT_PIXELS = 2000
 
 
 def _check_dose_fraction(dose_fraction: float) -> float:
@@ -263,14 +278,102 @@ def line_integrals(mu_px: np.ndarray, n_views: int, n_det: int, downsample: int 
     return map_coordinates(sino, [rows, cols], order=1, mode="constant", cval=0.0)
 
 
+def flat_tissue_mask(hu: np.ndarray, window: int = NOISE_WINDOW, padding: np.ndarray | None = None) -> np.ndarray:
+    """Pixels whose ``window`` x ``window`` neighbourhood lies in flat fat or soft tissue inside the body.
+
+    Soft tissue: a 7x7 mean in [-150, 150] HU and the pixel in [-300, 400] HU; inside the body (HU > -500,
+    holes filled, eroded 10 pixels: away from the skin and the table); eroded by half a window, so a window
+    centred on a mask pixel holds no air, lung or bone. ``padding`` pixels (outside the field of view) never
+    count.
+    """
+    img = np.asarray(hu, dtype=np.float64)
+    smooth = ndimage.uniform_filter(img, 7)
+    tissue = (smooth > -150.0) & (smooth < 150.0) & (img > -300.0) & (img < 400.0)
+    body = ndimage.binary_fill_holes(img > -500.0)
+    if padding is not None:
+        body &= ~np.asarray(padding, dtype=bool)
+    tissue &= ndimage.binary_erosion(body, iterations=10)
+    return ndimage.binary_erosion(tissue, iterations=window // 2 + 1)
+
+
+def noise_level(image: np.ndarray, mask: np.ndarray, window: int = NOISE_WINDOW) -> float:
+    """The noise statistic that dose-relative calibration matches: the 25th percentile, over ``mask``, of the
+    standard deviation in ``window`` x ``window`` windows (HU).
+
+    Anatomy only raises a window's spread, so a low percentile over flat soft tissue reads the noise; the
+    statistic is biased low for correlated (FBP) noise, but :func:`simulate_low_dose` applies the same
+    statistic to the scan and to the noise it inserts, so the bias cancels. NaN when the mask is empty.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    img = img - ndimage.gaussian_filter(img, NOISE_HIGH_PASS_SIGMA)
+    mean = ndimage.uniform_filter(img, window)
+    sq = ndimage.uniform_filter(img * img, window)
+    local = np.sqrt(np.maximum(sq - mean * mean, 0.0))[np.asarray(mask, dtype=bool)]
+    return float(np.percentile(local, NOISE_PERCENTILE)) if local.size else float("nan")
+
+
+def scan_noise_level(hu: np.ndarray, padding: np.ndarray | None = None) -> float | None:
+    """:func:`noise_level` of a slice's own noise in flat soft tissue, or None when it has too little of it
+    (fewer than ``MIN_FLAT_PIXELS`` mask pixels: lung apex, head, a small field of view)."""
+    mask = flat_tissue_mask(hu, padding=padding)
+    if int(mask.sum()) < MIN_FLAT_PIXELS:
+        return None
+    return noise_level(hu, mask)
+
+
+def _noise_image(
+    mu_px: np.ndarray,
+    f: float,
+    pixel_spacing_mm: float,
+    bin_area: float,
+    incident_flux: float,
+    electronic_noise_std: float,
+    n_views: int,
+    mu_water: float,
+    filter_name: str,
+    cutoff: float,
+    variance_downsample: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The HU noise image (size x size) inserted to go from full dose to dose fraction ``f`` (steps 2-5)."""
+    size = mu_px.shape[0]
+    n_det = int(np.ceil(np.sqrt(2.0) * size)) + 2
+    n_det += 1 - n_det % 2  # odd: one bin on the rotation centre
+    p = line_integrals(mu_px, n_views, n_det, variance_downsample)
+    var = insertion_noise_variance(p, f, incident_flux * bin_area, electronic_noise_std**2 * bin_area)
+    noise_sino = np.sqrt(var) * rng.standard_normal((n_views, n_det))
+    noise_mu_px = back_project(filter_sinogram(noise_sino, filter_name, cutoff), size)
+    return noise_mu_px * (1000.0 / (pixel_spacing_mm * mu_water))
+
+
+def self_calibrated_flux(
+    own_level: float, probe_level: float, dose_fraction: float, probe_flux: float
+) -> float:
+    """Incident flux at which the model's *full-dose* noise equals the scan's own (dose-relative calibration).
+
+    ``probe_level`` is :func:`noise_level` of noise inserted at ``probe_flux`` for ``dose_fraction``; quantum
+    noise variance scales as ``(1 - f) / (f * flux)`` (eq. of step 4 without the electronic term), so the
+    full-dose noise at ``probe_flux`` is ``probe_level / sqrt((1 - f) / f)`` and the flux is scaled by the
+    square of its ratio to ``own_level``.
+    """
+    f = _check_dose_fraction(dose_fraction)
+    if not (np.isfinite(own_level) and own_level > 0 and np.isfinite(probe_level) and probe_level > 0):
+        raise ValueError(f"noise levels must be positive, got own {own_level!r}, probe {probe_level!r}")
+    full_at_probe = probe_level / np.sqrt((1.0 - f) / f)
+    return float(probe_flux * (full_at_probe / own_level) ** 2)
+
+
 def simulate_low_dose(
     hu: np.ndarray,
     dose_fraction: float,
     pixel_spacing_mm: float,
     seed: int | np.random.Generator | None = None,
     *,
+    calibration: str = "self",
+    own_noise_level: float | None = None,
+    padding: np.ndarray | None = None,
     slice_thickness_mm: float = CALIBRATION_SLICE_THICKNESS_MM,
-    incident_flux: float = DEFAULT_INCIDENT_FLUX,
+    incident_flux: float | None = None,
     electronic_noise_std: float = DEFAULT_ELECTRONIC_NOISE_STD,
     n_views: int = DEFAULT_N_VIEWS,
     mu_water: float = MU_WATER_PER_MM,
@@ -285,17 +388,30 @@ def simulate_low_dose(
         dose_fraction: in (0, 1]; 1 returns an unchanged copy.
         pixel_spacing_mm: in-plane pixel size (square pixels).
         seed: int or ``numpy.random.Generator``; the same seed gives the same result.
+        calibration: ``"self"`` (default): ``dose_fraction`` is a fraction of *this scan's own* dose. The flux
+            is set so that the model's full-dose noise equals the scan's own (:func:`noise_level` in flat soft
+            tissue, :func:`self_calibrated_flux`; a probe at a quarter of the views sets the scale), so at
+            f = 0.25 the total noise is about twice the original's. ``"mayo"``: the absolute flux calibrated
+            on the Mayo L506 pair (``incident_flux``, default :data:`DEFAULT_INCIDENT_FLUX`), right for that
+            scanner and protocol only.
+        own_noise_level: the scan's own :func:`noise_level` (e.g. the series median from
+            :func:`scan_noise_level`), for slices without enough flat soft tissue; default: measured here.
+        padding: boolean mask of pixels outside the field of view: treated as air in the projection and
+            returned unchanged.
         slice_thickness_mm: reconstructed slice thickness. A bin collects photons over the pixel width times
             the slice thickness, so thicker slices carry proportionally more photons (noise std ~ 1/sqrt(t)).
-            The defaults are calibrated on 1 mm slices.
-        incident_flux: full-dose photons per view per mm of detector width, for a 1 mm slice (a bin gets
-            ``incident_flux * pixel_spacing_mm * slice_thickness_mm``). Per view: more ``n_views`` is more dose.
+            The Mayo flux is for 1 mm slices.
+        incident_flux: ``"mayo"`` calibration only: full-dose photons per view per mm of detector width, for
+            a 1 mm slice (a bin gets ``incident_flux * pixel_spacing_mm * slice_thickness_mm``).
         electronic_noise_std: electronic noise std of a 1 mm x 1 mm bin reading, photon-count units.
         n_views: views over 180 degrees, a multiple of 4.
         mu_water: attenuation of water (1/mm) for the HU -> mu conversion.
         filter_name: apodisation window of the ramp filter, one of :data:`FBP_FILTERS`.
         filter_cutoff_per_mm: frequency (cycles/mm) where the window reaches zero; None: the pixel Nyquist.
         variance_downsample: pooling factor of the forward projection that sets the noise variance.
+
+    Raises ``ValueError`` for bad arguments, and with ``calibration="self"`` when the slice has too little
+    flat soft tissue to measure its own noise and ``own_noise_level`` is not given.
     """
     f = _check_dose_fraction(dose_fraction)
     img = np.asarray(hu, dtype=np.float64)
@@ -307,29 +423,57 @@ def simulate_low_dose(
         raise ValueError(f"pixel_spacing_mm must be a positive number, got {pixel_spacing_mm!r}")
     if not (np.isfinite(slice_thickness_mm) and slice_thickness_mm > 0):
         raise ValueError(f"slice_thickness_mm must be a positive number, got {slice_thickness_mm!r}")
-    if not (incident_flux > 0 and electronic_noise_std >= 0 and mu_water > 0):
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+    if calibration == "self" and incident_flux is not None:
+        raise ValueError("incident_flux is set by the scan itself with calibration='self'; use calibration='mayo'")
+    flux = DEFAULT_INCIDENT_FLUX if incident_flux is None else float(incident_flux)
+    if not (flux > 0 and electronic_noise_std >= 0 and mu_water > 0):
         raise ValueError("incident_flux and mu_water must be positive, electronic_noise_std non-negative")
     if n_views < 4 or n_views % 4:
         raise ValueError(f"n_views must be a positive multiple of 4, got {n_views!r}")
+    pad = None if padding is None else np.asarray(padding, dtype=bool)
+    if pad is not None and pad.shape != img.shape:
+        raise ValueError(f"padding mask shape {pad.shape} does not match the slice {img.shape}")
     if f == 1.0:
         return np.array(hu, dtype=np.float32, copy=True)
     height, width = img.shape
     size = max(height, width)
     top, left = (size - height) // 2, (size - width) // 2
+    inside = img if pad is None else np.where(pad, -1000.0, img)
     mu_px = np.zeros((size, size))
-    mu_px[top : top + height, left : left + width] = np.clip(mu_water * (1.0 + img / 1000.0), 0.0, None)
+    mu_px[top : top + height, left : left + width] = np.clip(mu_water * (1.0 + inside / 1000.0), 0.0, None)
     mu_px *= pixel_spacing_mm
-    n_det = int(np.ceil(np.sqrt(2.0) * size)) + 2
-    n_det += 1 - n_det % 2  # odd: one bin on the rotation centre
-    p = line_integrals(mu_px, n_views, n_det, variance_downsample)
-    bin_area = pixel_spacing_mm * slice_thickness_mm
-    var = insertion_noise_variance(p, f, incident_flux * bin_area, electronic_noise_std**2 * bin_area)
     rng = np.random.default_rng(seed)
-    noise_sino = np.sqrt(var) * rng.standard_normal((n_views, n_det))
     cutoff = 0.5 if filter_cutoff_per_mm is None else filter_cutoff_per_mm * pixel_spacing_mm
-    noise_mu_px = back_project(filter_sinogram(noise_sino, filter_name, cutoff), size)
-    noise_hu = noise_mu_px * (1000.0 / (pixel_spacing_mm * mu_water))
-    return (img + noise_hu[top : top + height, left : left + width]).astype(np.float32)
+    bin_area = pixel_spacing_mm * slice_thickness_mm
+    common = (mu_water, filter_name, cutoff, variance_downsample)
+    if calibration == "self":
+        mask = flat_tissue_mask(img, padding=pad)
+        own = own_noise_level
+        if own is None:
+            if int(mask.sum()) < MIN_FLAT_PIXELS:
+                raise ValueError(
+                    "too little flat soft tissue in the slice to measure its own noise "
+                    "(give own_noise_level, e.g. the series median, or use calibration='mayo')"
+                )
+            own = noise_level(img, mask)
+        if int(mask.sum()) < MIN_FLAT_PIXELS:  # measure the probe where there is tissue at all
+            mask = ndimage.binary_erosion(ndimage.binary_fill_holes(img > -500.0), iterations=10)
+        probe_views = max(4 * (n_views // 16), 4)  # a quarter of the views at four times the flux: same dose
+        probe = _noise_image(
+            mu_px, f, pixel_spacing_mm, bin_area, flux * n_views / probe_views, electronic_noise_std,
+            probe_views, *common, np.random.default_rng(rng.integers(2**63)),
+        )  # fmt: skip
+        probe_level = noise_level(probe[top : top + height, left : left + width], mask)
+        flux = self_calibrated_flux(float(own), probe_level, f, flux)
+    noise_hu = _noise_image(
+        mu_px, f, pixel_spacing_mm, bin_area, flux, electronic_noise_std, n_views, *common, rng
+    )[top : top + height, left : left + width]
+    out = img + noise_hu
+    if pad is not None:
+        out[pad] = img[pad]
+    return out.astype(np.float32)
 
 
 def _spacing_value(value: Any, where: str) -> float:

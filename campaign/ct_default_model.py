@@ -1,0 +1,153 @@
+"""The default model's training campaign: the ``ldct_simulated`` bundle's default-model recipe, run in chunks,
+resumable on a fresh machine from the state committed next to this script.
+
+    python campaign/ct_default_model.py --dataset-dir ../shared/data --work /tmp/ct_campaign --until 40000
+
+Each chunk runs ``python -m monai.bundle run`` (``configs/train.json`` + ``configs/train_default_model.json``)
+for ``--chunk`` iterations, resuming from the last full training state (all networks, both optimisers and
+schedulers, the iteration, the RNG states). After each chunk the new state is copied to ``--state``
+(``checkpoint.pt``, small enough to commit) and the Restorer is scored, single pass, on
+
+* the simulated held-out patients of the cache (``test_*`` pairs: 3 patients, dose fractions 0.1/0.25/0.5), and
+* the real quarter/full-dose development pairs under ``--dataset-dir`` when present (AAPM-Mayo data: read in
+  place, scored only; never trained on),
+
+one row per chunk in ``curve.csv`` (abdomen-window PSNR and SSIM, data range 400). The bundle's output goes to
+``train.log``. Stop it any time (the chunk in progress is lost, nothing else); rerun the same command to go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+BUNDLE = REPO / "bundles" / "ldct_simulated"
+CURVE_FIELDS = ["iteration", "minutes", "split", "name", "input_psnr", "psnr", "input_ssim", "ssim", "bias_hu"]
+
+
+def latest_checkpoint(work: Path, state: Path) -> tuple[int, Path | None]:
+    """(iteration, file) of the newest full training state: the run folder's or the committed one."""
+    found = []
+    for f in (work / "models").glob("checkpoint_iteration=*.pt"):
+        m = re.search(r"=(\d+)\.pt$", f.name)
+        if m:
+            found.append((int(m.group(1)), f))
+    committed = state / "checkpoint.pt"
+    if committed.is_file():
+        it = int(torch.load(committed, map_location="cpu", weights_only=False)["trainer"]["iteration"])
+        found.append((it, committed))
+    return max(found, key=lambda t: t[0]) if found else (0, None)
+
+
+def run_chunk(args: argparse.Namespace, start: Path | None, until: int, log) -> None:
+    configs = f"['{BUNDLE / 'configs' / 'train.json'}','{BUNDLE / 'configs' / 'train_default_model.json'}']"
+    cmd = [
+        sys.executable, "-m", "monai.bundle", "run", "--config_file", configs,
+        "--bundle_root", str(args.work), "--dataset_dir", str(args.dataset_dir),
+        "--threads", str(args.threads), "--max_iterations", str(until),
+    ]  # fmt: skip
+    if start is not None:
+        cmd += ["--resume_from", str(start)]
+    log.write(f"\n$ {' '.join(cmd)}\n")
+    log.flush()
+    subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True, cwd=REPO)
+
+
+def score(restorer_ckpt: Path, cache_file: Path, dataset_dir: Path) -> list[dict]:
+    """Single-pass abdomen-window scores of the Restorer in ``restorer_ckpt`` (a full training state)."""
+    from ldct_invrep.data import load_ct_training_cache
+    from ldct_invrep.data.dev_pairs import read_dev_pairs
+    from ldct_invrep.inference import SliceDenoiser
+    from ldct_invrep.metrics import compute_metrics
+    from ldct_invrep.networks import LIRNet, get_config
+
+    net = LIRNet(get_config("ct"))
+    net.load_state_dict(torch.load(restorer_ckpt, map_location="cpu", weights_only=False)["network"])
+    denoiser = SliceDenoiser(net.restorer().eval(), batch_size=1)
+    cache = load_ct_training_cache(cache_file, units="hu")
+    fractions = [f for e in cache.manifest["sources"] for f in e.get("test_dose_fractions", [])]
+    names = [f"sim_f{f:g}" for f in fractions]
+    items = list(zip(names, cache.test_noisy, cache.test_clean, strict=True))
+    items += [(p.name, p.quarter, p.full) for p in read_dev_pairs(dataset_dir)]
+    rows = []
+    for name, noisy, clean in items:
+        out = denoiser.denoise(noisy)
+        m_in = compute_metrics(noisy, clean, "abdomen")[0]
+        m_out = compute_metrics(out, clean, "abdomen")[0]
+        soft = (clean > -100) & (clean < 200)
+        rows.append(
+            {
+                "split": "sim" if name.startswith("sim_") else "real",
+                "name": name,
+                "input_psnr": m_in.psnr, "psnr": m_out.psnr, "input_ssim": m_in.ssim, "ssim": m_out.ssim,
+                "bias_hu": float((out - clean)[soft].mean()) if soft.any() else float("nan"),
+            }  # fmt: skip
+        )
+    return rows
+
+
+def summarise(rows: list[dict]) -> str:
+    parts = []
+    for key in sorted({(r["split"], r["name"] if r["split"] == "real" else r["name"]) for r in rows}):
+        sel = [r for r in rows if (r["split"], r["name"]) == key]
+        parts.append(
+            f"{key[1]} {np.mean([r['input_psnr'] for r in sel]):.2f}->{np.mean([r['psnr'] for r in sel]):.2f}"
+        )
+    return "; ".join(parts)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset-dir", type=Path, required=True, help="holds ct_nifti/, ct_more/ (and the dev pairs)")
+    p.add_argument("--work", type=Path, required=True, help="run folder: cache, checkpoints, TensorBoard logs")
+    p.add_argument("--state", type=Path, default=HERE / "ct_default_model", help="committed state and logs")
+    p.add_argument("--chunk", type=int, default=500, help="iterations per chunk (a multiple of the epoch length 250)")
+    p.add_argument("--until", type=int, default=40000, help="stop after this many iterations")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    args.work, args.state = args.work.resolve(), args.state.resolve()
+    args.dataset_dir = args.dataset_dir.resolve()
+    args.state.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    curve = args.state / "curve.csv"
+    with open(args.state / "train.log", "a", encoding="utf-8") as log:
+        while True:
+            it, start = latest_checkpoint(args.work, args.state)
+            if it >= args.until:
+                break
+            target = min(it + args.chunk, args.until)
+            t0 = time.time()
+            run_chunk(args, start, target, log)
+            minutes = (time.time() - t0) / 60.0
+            it_new, ckpt = latest_checkpoint(args.work, args.state)
+            if ckpt is None or it_new <= it:
+                raise SystemExit(f"chunk to {target} left no newer checkpoint (see {args.state / 'train.log'})")
+            tmp = args.state / ".checkpoint.pt.tmp"
+            shutil.copyfile(ckpt, tmp)
+            os.replace(tmp, args.state / "checkpoint.pt")
+            rows = score(ckpt, args.work / "cache" / "ct_default_model.npz", args.dataset_dir)
+            new = not curve.is_file()
+            with open(curve, "a", newline="", encoding="utf-8") as f:
+                w = csv.DictWriter(f, CURVE_FIELDS)
+                if new:
+                    w.writeheader()
+                for r in rows:
+                    w.writerow({"iteration": it_new, "minutes": f"{minutes:.1f}", **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}})
+            log.write(f"[campaign] iteration {it_new} ({minutes:.1f} min): {summarise(rows)}\n")
+            log.flush()
+
+
+if __name__ == "__main__":
+    main()
