@@ -33,6 +33,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))  # score with this checkout's package (a campaign runs from its own worktree)
 BUNDLE = REPO / "bundles" / "ldct_simulated"
 CURVE_FIELDS = ["iteration", "minutes", "split", "name", "input_psnr", "psnr", "input_ssim", "ssim", "bias_hu"]
 
