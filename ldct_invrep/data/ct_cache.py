@@ -300,7 +300,8 @@ def build_ct_training_cache(
         arrays[f"test_noisy_{tag}"] = sim(hu, padding, test_idx, test_f, spacing_mm, (seed, vi, 1 << 20), vol.name)
         arrays[f"test_clean_{tag}"] = hu[test_idx]
         resampled = []
-        for j, target in enumerate(_resample_targets(spacing_mm, resample_spacings_mm)):
+        targets = _resample_targets(spacing_mm, resample_spacings_mm) if idx["train_noisy"] else []
+        for j, target in enumerate(targets):
             rtag = f"{tag}_r{j}"
             say(f"{vol.name}: resampling training slices from {spacing_mm:g} to {target:g} mm pixels")
             noisy_src = resample_slices(hu[idx["train_noisy"]], spacing_mm, target)
