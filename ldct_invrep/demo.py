@@ -18,10 +18,10 @@ import click
 
 from ldct_invrep.errors import InputError
 
-__all__ = ["MARKER", "run_demo", "sample_series_path"]
+__all__ = ["DEMO_ENTRIES", "run_demo", "sample_series_path"]
 
-MARKER = ".ldct-invrep-demo"
-"""File that marks a folder as a demo output, which a later demo may replace."""
+DEMO_ENTRIES = ("quarter_dose", "denoised", "metrics.json")
+"""What a demo writes in its output folder (listed in the folder's output marker, ``ldct_invrep.io.OUTPUT_MARKER``)."""
 
 
 def sample_series_path() -> Path:
@@ -30,10 +30,12 @@ def sample_series_path() -> Path:
 
 
 def _check_demo_output(output: Path) -> None:
+    """An absent or empty folder, or the whole output of an earlier run (``ldct_invrep.io.check_replaceable``)."""
+    from ldct_invrep.io import check_replaceable
+
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a folder; choose another --output")
-    if output.is_dir() and any(output.iterdir()) and not (output / MARKER).exists():
-        raise InputError(f"{output}: folder exists and is not the output of an earlier demo; choose another --output")
+    check_replaceable(output)
 
 
 def _q(path: Path | str) -> str:
@@ -55,6 +57,7 @@ def run_demo(
     from ldct_invrep.cli.evaluation import (
         DEFAULT_METRIC_WINDOWS,
         WindowParam,
+        align_to_reference,
         evaluate_volumes,
         format_results,
         metrics_document,
@@ -66,9 +69,11 @@ def run_demo(
     sample = sample_series_path()
     _check_demo_output(output)
     weights_path = cli.resolve_weights(weights)  # fail before the slow simulation
+    from ldct_invrep.io import atomic_output_file, mark_output_dir
+
     output.mkdir(parents=True, exist_ok=True)
-    (output / MARKER).write_text("written by `ldct-invrep demo`; a later demo may replace this folder's contents\n")
-    quarter, denoised, metrics_json = output / "quarter_dose", output / "denoised", output / "metrics.json"
+    mark_output_dir(output, DEMO_ENTRIES)
+    quarter, denoised, metrics_json = (output / name for name in DEMO_ENTRIES)
     label = cli.dose_label(dose_fraction)
     echo = click.echo
     t_start = time.perf_counter()
@@ -93,13 +98,14 @@ def run_demo(
     echo(f"\n[3/3] evaluate both against the original (full-dose) series -> {metrics_json}")
     t0 = time.perf_counter()
     ref = open_volumes(sample)[0]
-    preds = [open_volumes(quarter)[0], open_volumes(denoised)[0]]
+    preds = [align_to_reference(open_volumes(p)[0], ref) for p in (quarter, denoised)]
     labels = [f"{label} dose", "LIR denoised"]
     windows = [WindowParam().convert(w, None, None) for w in DEFAULT_METRIC_WINDOWS]
     results = evaluate_volumes(preds, ref, windows, labels, "original")
     echo(format_results(results, summary_only=True))
     document = metrics_document(results, preds, ref, labels)
-    metrics_json.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    with atomic_output_file(metrics_json, overwrite=True, own_only=True) as tmp:
+        tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     t_eval = time.perf_counter() - t0
 
     total = time.perf_counter() - t_start

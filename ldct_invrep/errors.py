@@ -1,4 +1,13 @@
-"""Error types the command line turns into one-line messages."""
+"""Error types the command line turns into one-line messages, and the OSErrors that count as bad input."""
+
+import errno
+
+#: ``OSError`` numbers of the place being written (disk full, quota, read-only, file too large): not bugs.
+WRITE_ERRNOS = frozenset(
+    e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EFBIG) if e is not None
+)
+#: ... and of a place that cannot be used at all (permissions, name too long, a file where a folder should be).
+PLACE_ERRNOS = WRITE_ERRNOS | {errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.ENOTDIR}
 
 
 class InputError(ValueError):

@@ -53,6 +53,14 @@ def sample_files(sample: Path) -> list[Path]:
     return sorted(p for p in sample.iterdir() if p.name.startswith("CT."))
 
 
+def output_files(folder: Path) -> list[Path]:
+    """The files of an output folder without its ldct-invrep output marker, sorted."""
+    from ldct_invrep.io import OUTPUT_MARKER
+
+    assert (folder / OUTPUT_MARKER).is_file(), f"{folder}: no output marker"
+    return sorted(p for p in folder.iterdir() if p.name != OUTPUT_MARKER)
+
+
 def read_hu(folder: Path) -> np.ndarray:
     from ldct_invrep.io import read_series
 
@@ -128,7 +136,7 @@ def test_denoise_sample_series_to_dicom(sample_series: Path, tiny_weights: Path,
     out = tmp_path / "denoised"
     result = invoke("denoise", sample_series, out, "--weights", tiny_weights, "--threads", 2)
     assert re.search(rf"denoised {SAMPLE_N} slices in [\d.]+ s \([\d.]+ slices/s\) -> {re.escape(str(out))}", result.stdout)
-    files = sorted(out.iterdir())
+    files = output_files(out)
     assert len(files) == len(sample_files(sample_series)) == SAMPLE_N
 
     from ldct_invrep.io import scan_series
@@ -191,7 +199,7 @@ def test_denoise_single_dicom_file(series3: Path, tiny_weights: Path, tmp_path: 
     one = sorted(series3.iterdir())[1]
     out = tmp_path / "one"
     invoke("denoise", one, out, "--weights", tiny_weights)
-    files = list(out.iterdir())
+    files = output_files(out)
     assert len(files) == 1
     ds = pydicom.dcmread(files[0])
     src = pydicom.dcmread(one)
@@ -202,16 +210,17 @@ def test_denoise_single_dicom_file(series3: Path, tiny_weights: Path, tmp_path: 
 def test_denoise_recursive_folder(sample_series: Path, tiny_weights: Path, tmp_path: Path) -> None:
     nested = copy_slices(sample_series, tmp_path / "study" / "series" / "a", 1).parents[1]
     empty = invoke("denoise", nested, tmp_path / "den", "--weights", tiny_weights, code=2)
-    assert "folder is empty" in error_lines(empty)[0]
+    (line,) = error_lines(empty)
+    assert "no files in the folder itself, but 1 sub-folder (e.g. series)" in line and "--recursive (-r)" in line, line
     invoke("denoise", nested, tmp_path / "den", "--weights", tiny_weights, "--recursive")
-    assert len(list((tmp_path / "den").iterdir())) == 1
+    assert len(output_files(tmp_path / "den")) == 1
 
 
 def test_denoise_real_mayo_ima(mayo_pair: tuple[Path, Path], tiny_weights: Path, tmp_path: Path) -> None:
     _, quarter = mayo_pair
     out = tmp_path / "mayo"
     invoke("denoise", quarter, out, "--weights", tiny_weights)
-    (written,) = out.iterdir()
+    (written,) = output_files(out)
     ds, src = pydicom.dcmread(written), pydicom.dcmread(quarter)
     assert ds.Rows == src.Rows and ds.SeriesInstanceUID != src.SeriesInstanceUID
     assert ds.StudyInstanceUID == src.StudyInstanceUID
@@ -229,10 +238,10 @@ def test_denoise_two_series_pick_one_or_all(series3: Path, tiny_weights: Path, t
     refused = invoke("denoise", folder, tmp_path / "o", "--weights", tiny_weights, code=2)
     assert "1.2.3.1" in refused.stderr and "1.2.3.2" in refused.stderr and "--series-uid" in refused.stderr
     invoke("denoise", folder, tmp_path / "one", "--weights", tiny_weights, "--series-uid", "1.2.3.2")
-    assert len(list((tmp_path / "one").iterdir())) == 1
+    assert len(output_files(tmp_path / "one")) == 1
     invoke("denoise", folder, tmp_path / "all", "--weights", tiny_weights, "--all-series")
-    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["1.2.3.1", "1.2.3.2"]
-    assert len(list((tmp_path / "all" / "1.2.3.1").iterdir())) == 2
+    assert [p.name for p in output_files(tmp_path / "all")] == ["1.2.3.1", "1.2.3.2"]
+    assert len(output_files(tmp_path / "all" / "1.2.3.1")) == 2
 
 
 def _no_leftovers(parent: Path, name: str) -> None:
@@ -285,7 +294,7 @@ def test_simulate_dose_dicom_is_deterministic(sample_series: Path, tmp_path: Pat
     result = invoke("simulate-dose", one, a, "--dose-fraction", 0.25, "--seed", 3)
     assert result.stdout.startswith("simulated 25% dose for 1 slice in")
     invoke("simulate-dose", one, b, "--dose-fraction", 0.25, "--seed", 3, "--quiet")
-    (fa,), (fb,) = list(a.iterdir()), list(b.iterdir())
+    (fa,), (fb,) = output_files(a), output_files(b)
     ds = pydicom.dcmread(fa)
     assert ds.SeriesDescription == "CT Body 3.0 [sim 25% dose]"
     assert "projection-domain noise insertion" in ds.DerivationDescription and "seed 3" in ds.DerivationDescription
@@ -393,7 +402,9 @@ def test_demo_on_two_slices(sample_series: Path, tiny_weights: Path, tmp_path: P
     for step in ("[1/3]", "[2/3]", "[3/3]", "ldct-invrep simulate-dose", "ldct-invrep denoise", "ldct-invrep evaluate"):
         assert step in text
     assert "data range 400 HU" in text and "data range 4096 HU" in text and "LIR denoised" in text
-    assert len(list((out / "quarter_dose").iterdir())) == 2 and len(list((out / "denoised").iterdir())) == 2
+    assert len(output_files(out / "quarter_dose")) == 2 and len(output_files(out / "denoised")) == 2
+    assert [p.name for p in output_files(out)] == ["denoised", "metrics.json", "quarter_dose"]
+    invoke("demo", "--output", out, "--weights", tiny_weights, "--quiet")  # a demo replaces an earlier demo
     assert len(json.loads((out / "metrics.json").read_text())["reports"]) == 4
     other = tmp_path / "not_a_demo"
     other.mkdir()

@@ -14,7 +14,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
-from test_cli import copy_slices, error_lines, invoke, make_tiny_weights, sample_files
+from test_cli import copy_slices, error_lines, invoke, make_tiny_weights, output_files, sample_files
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_bad_input_one_line_exit_2(make, sample_series: Path, tiny_weights: Path
 def test_mr_accepted_with_force(sample_series: Path, tiny_weights: Path, tmp_path: Path) -> None:
     bad, _ = mr_modality(sample_series, tmp_path)
     invoke("denoise", bad, tmp_path / "den", "--weights", tiny_weights, "--force")
-    assert len(list((tmp_path / "den").iterdir())) == 1
+    assert len(output_files(tmp_path / "den")) == 1
 
 
 def test_existing_output_needs_overwrite(sample_series: Path, tiny_weights: Path, tmp_path: Path) -> None:
@@ -129,8 +129,13 @@ def test_existing_output_needs_overwrite(sample_series: Path, tiny_weights: Path
     result = invoke("denoise", src, out, "--weights", tiny_weights, code=2)
     assert error_lines(result) == [f"error: {out}: output already exists; pass --overwrite to replace it"]
     assert [p.name for p in out.iterdir()] == ["old.txt"]
-    invoke("denoise", src, out, "--weights", tiny_weights, "--overwrite")
-    assert [p.suffix for p in out.iterdir()] == [".dcm"]
+    refused = invoke("denoise", src, out, "--weights", tiny_weights, "--overwrite", code=2)  # not an output of ours
+    assert "not an output of ldct-invrep" in error_lines(refused)[0]
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    ours = tmp_path / "ours"
+    invoke("denoise", src, ours, "--weights", tiny_weights)
+    invoke("denoise", src, ours, "--weights", tiny_weights, "--overwrite")
+    assert [p.suffix for p in output_files(ours)] == [".dcm"]
 
 
 def test_output_inside_input_refused(sample_series: Path, tiny_weights: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from conftest import shared_path
 
 from ldct_invrep.errors import InputError
 from ldct_invrep.io import (
+    OUTPUT_MARKER,
     atomic_output_dir,
     atomic_output_file,
     check_output_location,
@@ -230,8 +231,14 @@ def test_output_folder_exists(ge, tmp_path):
     (out / "keep.txt").write_text("previous result")
     expect_input_error(out, lambda: write_derived_series(source, source.hu, out), "already exists")
     assert (out / "keep.txt").read_text() == "previous result"
-    write_derived_series(source, source.hu, out, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == [f"IM_{i:05d}.dcm" for i in range(1, 5)]
+    # overwrite replaces only an output of ldct-invrep (the marker), never a folder of the user's
+    expect_input_error(out, lambda: write_derived_series(source, source.hu, out, overwrite=True), "not an output of")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    ours = tmp_path / "ours"
+    write_derived_series(source, source.hu, ours)
+    write_derived_series(source, source.hu * 0 - 1000, ours, overwrite=True)
+    assert sorted(p.name for p in ours.iterdir()) == [OUTPUT_MARKER] + [f"IM_{i:05d}.dcm" for i in range(1, 5)]
+    assert float(read_series(ours).hu.max()) == -1000.0
 
 
 def test_output_inside_the_input_folder(ge, tmp_path):
@@ -261,11 +268,11 @@ def test_failure_while_writing_leaves_no_output(ge, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ge"]  # neither the output nor a temporary folder
 
     previous = tmp_path / "previous"
-    previous.mkdir()
-    (previous / "old.dcm").write_text("old")
+    write_derived_series(source, source.hu, previous)
+    before = snapshot(previous)
     with pytest.raises(ValueError, match="NaN"):
         write_derived_series(source, [source.hu[0], np.full((16, 16), np.nan)], previous, overwrite=True)
-    assert [p.name for p in previous.iterdir()] == ["old.dcm"]  # replaced only after success
+    assert snapshot(previous) == before  # replaced only after success
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ge", "previous"]
 
 
@@ -282,7 +289,7 @@ def test_atomic_helpers(tmp_path):
         with atomic_output_dir(target, overwrite=True) as tmp:
             (tmp / "b.txt").write_text("b")
             raise KeyError("boom")
-    assert [p.name for p in target.iterdir()] == ["a.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [OUTPUT_MARKER, "a.txt"]
 
     file = tmp_path / "vol.nii.gz"
     file.write_text("old")

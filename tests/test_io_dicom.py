@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import JPEG2000Lossless
 
 from ldct_invrep.io import (
+    OUTPUT_MARKER,
     DerivedSeriesWriter,
     find_series,
     hu_to_stored,
@@ -253,7 +255,9 @@ def test_streaming_writer_any_order_and_incomplete_leaves_nothing(sample_series,
         for start, batch in reversed(list(info.iter_batches(8))):
             for k, sl in enumerate(batch):
                 writer.write(start + k, sl - 10.0)
-    assert sorted(p.name for p in out.iterdir()) == [DerivedSeriesWriter.file_name(i) for i in range(20)]
+    names = [DerivedSeriesWriter.file_name(i) for i in range(20)]
+    assert sorted(p.name for p in out.iterdir()) == sorted([OUTPUT_MARKER, *names])
+    assert json.loads((out / OUTPUT_MARKER).read_text())["entries"] == names  # the marker lists what was written
     back = read_series(out)
     np.testing.assert_array_equal(back.hu, np.clip(read_series(sample_series).hu - 10.0, -1024, 3071))
     assert back.description == "CT Body 3.0 (denoised)"

@@ -17,6 +17,7 @@ from ldct_invrep.cli.console import ExitStatusGroup, first_line, say
 from ldct_invrep.cli.evaluation import (
     DEFAULT_METRIC_WINDOWS,
     WindowParam,
+    align_to_reference,
     evaluate_volumes,
     format_results,
     metrics_document,
@@ -106,7 +107,8 @@ def cli(debug: bool, verbose: bool) -> None:
       ldct-invrep evaluate out/denoised/ scans/full_dose/        PSNR/SSIM/RMSE per slice
       ldct-invrep COMMAND --help                                 options and examples of a command
 
-    Exit status: 0 done, 2 bad usage or bad input, 1 unexpected failure (rerun with --debug), 130 interrupted.
+    Exit status: 0 done, 2 bad usage or bad input, 1 unexpected failure (rerun with --debug), 130 interrupted
+    (Ctrl-C), 143 SIGTERM, 129 SIGHUP.
     """
 
 
@@ -121,7 +123,11 @@ _series_options = [
         help="Output format. [default: from OUTPUT: .nii/.nii.gz -> nifti, otherwise a DICOM series folder]",
     ),
     click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Slices read and processed at a time."),
-    click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (only once the new output is complete)."),
+    click.option(
+        "--overwrite", is_flag=True,
+        help="Replace an existing OUTPUT that ldct-invrep wrote, once the new output is complete. Any other "
+        "file or folder (no output marker, or holding files ldct-invrep did not write) is refused.",
+    ),
     click.option("--quiet", "-q", is_flag=True, help="No progress bar or step messages (the final summary line is still printed)."),
 ]
 
@@ -170,8 +176,11 @@ def denoise(
     or a .nii/.nii.gz file (the input's affine). A NIfTI INPUT can only give a NIfTI OUTPUT.
 
     Slices stream through the network --batch-size at a time, so memory does not grow with the number of
-    slices (DICOM to DICOM). HU outside [-1024, 3072] are passed through unchanged. The output appears only
-    when complete: an interrupted run leaves nothing behind.
+    slices (DICOM to DICOM). HU outside [-1024, 3072] are passed through unchanged, and so is pixel padding
+    outside the field of view (PixelPaddingValue/PixelPaddingRangeLimit); no pixel inside it is written with
+    the padding value. The output appears only when complete: an interrupted run (Ctrl-C, SIGTERM, SIGHUP)
+    leaves nothing behind. Output folders hold a hidden marker, .ldct-invrep-output, that lets --overwrite
+    replace them later. A NIfTI OUTPUT needs evenly spaced slices (its affine follows a gantry tilt).
 
     \b
     Examples:
@@ -182,8 +191,8 @@ def denoise(
       ldct-invrep denoise study/ out/lir/ --series-uid 1.2.840.113619.2.55.3.1234
     """
     fmt = output_format(input_path, output, fmt, all_series)
-    check_output(input_path, output, overwrite)
     weights_path = resolve_weights(weights)
+    check_output(input_path, output, overwrite, also_read=[weights_path])
     torch_device = _resolve_device(device)
     volumes = open_volumes(input_path, series_uid=series_uid, recursive=recursive, force=force, all_series=all_series)
     for vol in volumes:
@@ -238,12 +247,26 @@ def _in_plane_spacing_mm(vol: Volume) -> float:
 
 
 def _slice_thickness_mm(vol: Volume) -> float:
-    """SliceThickness of a DICOM series (the slice spacing where absent, and for NIfTI)."""
+    """SliceThickness of a DICOM series (the slice spacing where absent, and for NIfTI); a value that is
+    not a positive number is bad input."""
     if vol.info is not None:
         thickness = vol.info.datasets[0].get("SliceThickness")
-        if thickness:
-            return float(thickness)
+        if thickness not in (None, ""):
+            try:
+                value = float(thickness)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"{vol.info.paths[0]}: SliceThickness {thickness} is not a positive number")
+            return value
     return float(vol.spacing[0])
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """click's FloatRange lets NaN through (every comparison with it is false)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number in the allowed range")
+    return value
 
 
 @cli.command("simulate-dose", short_help="Simulate a reduced-dose scan by projection-domain noise insertion.")
@@ -251,9 +274,12 @@ def _slice_thickness_mm(vol: Volume) -> float:
 @_output_arg
 @click.option(
     "--dose-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=0.25, show_default=True,
-    help="Dose of the simulated scan relative to the input (0.25: quarter dose, as Mayo 2016).",
+    callback=_finite, help="Dose of the simulated scan relative to the input (0.25: quarter dose, as Mayo 2016).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same seed gives the same noise.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True,
+    help="Random seed (>= 0); the same seed gives the same noise.",
+)
 @_series_opts
 def simulate_dose(
     input_path: Path, output: Path, dose_fraction: float, seed: int, series_uid: str | None, all_series: bool,
@@ -263,7 +289,8 @@ def simulate_dose(
 
     Noise is inserted in the projection domain (Poisson quanta plus electronic noise, the method used to
     make the Mayo 2016 quarter-dose data, Yu et al. 2012), reconstructed by filtered back projection and
-    added to the input slices: structure and the input's own noise are kept. INPUT and OUTPUT as for
+    added to the input slices: structure and the input's own noise are kept. Pixel padding outside the field
+    of view (PixelPaddingValue/PixelPaddingRangeLimit) is taken as air and kept exactly. INPUT and OUTPUT as for
     `denoise`; the DICOM output's SeriesDescription ends in "[sim 25% dose]" (for --dose-fraction 0.25)
     and its DerivationDescription records the method, dose fraction and seed. Slice i gets its own
     noise stream derived from --seed, so results do not depend on --batch-size.
@@ -295,8 +322,11 @@ def simulate_dose(
         # Slice i draws from child i of the seed's SeedSequence: independent of --batch-size.
         rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(start + k,))) for k in range(len(hu))]
         out = np.stack([
-            simulate_low_dose(s, dose_fraction, spacings[id(vol)], rng, slice_thickness_mm=thickness[id(vol)])
-            for s, rng in zip(hu, rngs)
+            simulate_low_dose(
+                s, dose_fraction, spacings[id(vol)], rng, slice_thickness_mm=thickness[id(vol)],
+                padding=vol.padding_mask(start + k, s),
+            )
+            for k, (s, rng) in enumerate(zip(hu, rngs))
         ])
         if vol.info is not None and fmt == "dicom":
             # Noise in air goes below what the source can store (e.g. -1024 HU); a scanner clips it the same way.
@@ -332,7 +362,8 @@ def simulate_dose(
 @click.option("--label", "labels", multiple=True, metavar="NAME", help="Column name of each PRED, in order. [default: file/folder names]")
 @click.option(
     "--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="PATH",
-    help="Also write the per-slice metrics as JSON to PATH (.json); `--json -` writes only JSON to stdout.",
+    help="Also write the per-slice metrics as JSON to PATH (.json; replaces only a metrics file of ldct-invrep); "
+    "`--json -` writes only JSON to stdout.",
 )
 @click.option("--summary", is_flag=True, help="Only mean ± std: one row per prediction.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Slices read at a time.")
@@ -343,7 +374,9 @@ def evaluate(
     """PSNR, SSIM and RMSE (HU) of one or more predictions against a reference, per slice and mean ± std.
 
     Give one or more PRED scans then the REF scan (each a DICOM series folder, a DICOM file or a NIfTI
-    file); all must have the same number and size of slices. Both images are clipped to the window and
+    file); all must cover the same voxels. A PRED stored in another axis order (e.g. a NIfTI in LAS against
+    a DICOM series in LPS) is reoriented onto the REF grid, which the table notes; voxel size, direction or
+    origin that disagree are refused. Both images are clipped to the window and
     the data range is its width, so every figure names its window: by default the abdomen window
     [-160, 240] HU (data range 400, the RED-CNN/CTformer convention) and the full range [-1024, 3072] HU
     (data range 4096). Several PRED give one table per window with one column group per prediction.
@@ -360,6 +393,9 @@ def evaluate(
             raise click.BadParameter(f"{json_out!r} does not end in .json (use --json - for stdout)", param_hint="--json")
         if Path(json_out).is_dir():
             raise click.BadParameter(f"{json_out} is a folder", param_hint="--json")
+        from ldct_invrep.io import check_replaceable
+
+        check_replaceable(Path(json_out))  # before the work: only a metrics file of ours is replaced
     if len(paths) < 2:
         raise click.UsageError("give at least one PRED and the REF")
     if len(labels) > len(paths) - 1:
@@ -372,17 +408,19 @@ def evaluate(
     ref = open_volumes(ref_path)[0]
     preds = [open_volumes(p)[0] for p in pred_paths]
     names = unique_labels(preds, labels)
+    preds = [align_to_reference(p, ref) for p in preds]
     ref_label = ref.label()
     results = evaluate_volumes(preds, ref, wins, names, ref_label, batch_size=batch_size)
     document = metrics_document(results, preds, ref, names)
     if json_out == "-":
         click.echo(json.dumps(document, indent=2, allow_nan=False))
         return
-    click.echo(format_results(results, summary))
+    click.echo(format_results(results, summary, notes=[p.aligned_note for p in preds]))
     if json_out is not None:
         from ldct_invrep.io import atomic_output_file
 
-        with atomic_output_file(json_out, overwrite=True) as tmp:
+        # Replaces only a JSON document ldct-invrep wrote (it has the "ldct_invrep_version" key).
+        with atomic_output_file(json_out, overwrite=True, own_only=True) as tmp:
             tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
         click.echo(f"wrote {json_out}", err=True)
 
@@ -565,8 +603,8 @@ def _shell_quote(text: str) -> str:
 @cli.command(short_help="Simulate, denoise and evaluate the sample series shipped with the package.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True, help="Folder for the demo outputs.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="[default: the shipped weights]")
-@click.option("--dose-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=0.25, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated noise.")
+@click.option("--dose-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=0.25, show_default=True, callback=_finite)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the simulated noise.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch. [default: PyTorch's choice]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")

@@ -1,15 +1,19 @@
 """Console behaviour of ``ldct-invrep``: exit statuses, one-line errors, warnings and log lines on stderr.
 
 ``ExitStatusGroup`` (the click group class) maps exceptions to exit statuses: :class:`InputError` -> 2 (one
-line ``error: <path>: <problem>``), ``KeyboardInterrupt`` -> 130, anything unexpected -> 1 (one line and a
-hint to rerun with ``--debug``, which shows the traceback). click's own usage errors keep their status 2.
+line ``error: <path>: <problem>``), ``KeyboardInterrupt`` -> 130, SIGTERM -> 143 and SIGHUP -> 129 (handled
+like Ctrl-C, so outputs being written are removed), anything unexpected -> 1 (one line and a hint to rerun
+with ``--debug``, which shows the traceback). click's own usage errors keep their status 2.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -17,11 +21,38 @@ from typing import Any
 
 import click
 
-from ldct_invrep.errors import InputError
+from ldct_invrep.errors import PLACE_ERRNOS, InputError
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CLIError", "ExitStatusGroup", "first_line", "say"]
+__all__ = [
+    "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CLIError", "ExitStatusGroup", "Terminated", "first_line",
+    "say",
+]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: Signals that stop a run the way Ctrl-C does (``timeout``, Slurm, ``docker stop``, systemd send SIGTERM).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the handler of a stop signal: unwinds (and cleans up) exactly like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _install_stop_handlers() -> dict[int, Any]:
+    """Turn SIGTERM/SIGHUP into :class:`Terminated` (main thread only); returns the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not fired:  # a second signal must not interrupt the clean-up of the first
+            fired.append(signum)
+            raise Terminated(signum)
+
+    return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
 
 
 class CLIError(click.ClickException):
@@ -38,24 +69,32 @@ class CLIError(click.ClickException):
             click.echo(f"hint: {self.hint}", err=True)
 
 
-# The data layer names its keyword arguments in messages; on the command line they are options.
-_API_TO_OPTION = (
-    (r"\bforce=True\b", "--force"),
-    (r"\bread_all_series\b", "--all-series"),
-    (r"\bseries_uid\b", "--series-uid"),
-    (r"\ballow overwrite\b", "pass --overwrite"),
-    (r"\bfix the file or pass a fill value\b", "fix the file (e.g. set them to -1024 HU)"),
+# The data layer names its keyword arguments in messages; on the command line they are options. Each entry:
+# (pattern, option, its wording, (clause, rewording) used instead when the command has no such option).
+_API_TO_OPTION: tuple[tuple[str, str | None, str, tuple[str, str]], ...] = (
+    (r"\bforce=True\b", "--force", "--force", (r"\s*\([^()]*\bforce=True\b[^()]*\)", "")),
+    (r"\bread_all_series\b", "--all-series", "--all-series", (r"\s*\(or read them all with read_all_series\)", "")),
+    (r"\bseries_uid\b", "--series-uid", "--series-uid", (r"choose one with series_uid", "give the folder of one series")),
+    (r"\brecursive=True\b", "--recursive", "--recursive (-r)", (r"look inside them with recursive=True", "give the sub-folder that holds the series")),
+    (r"\ballow overwrite\b", "--overwrite", "pass --overwrite", (r"\s*\bor allow overwrite\b", "")),
+    (r"\bfix the file or pass a fill value\b", None, "fix the file (e.g. set them to -1024 HU)", ("", "")),
 )
 
 
-def _cli_wording(message: str) -> str:
-    """Rewrite the part after ``<path>: `` of an :class:`InputError` in terms of command-line options."""
+def _cli_wording(message: str, options: set[str] | None = None) -> str:
+    """Rewrite the part after ``<path>: `` of an :class:`InputError` in terms of command-line options.
+
+    ``options`` are the command's option names: a hint about an option it lacks is dropped or reworded
+    (e.g. ``evaluate`` has no ``--force``); None: every option is taken as available.
+    """
     text = " ".join(str(message).split())
     head, sep, tail = text.partition(": ")
     if not sep:
         head, tail = "", text
-    for pattern, option in _API_TO_OPTION:
-        tail = re.sub(pattern, option, tail)
+    for pattern, option, wording, (clause, instead) in _API_TO_OPTION:
+        if option is not None and options is not None and option not in options and clause:
+            tail = re.sub(clause, instead, tail)
+        tail = re.sub(pattern, wording, tail)
     return f"{head}{sep}{tail}"
 
 
@@ -83,7 +122,20 @@ class _EchoHandler(logging.Handler):
 
 
 class ExitStatusGroup(click.Group):
-    """Turns exceptions into exit statuses: InputError -> 2, KeyboardInterrupt -> 130, anything else -> 1."""
+    """Turns exceptions into exit statuses: InputError -> 2, KeyboardInterrupt -> 130, SIGTERM/SIGHUP ->
+    128 + signal number, anything else -> 1."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        ctx.meta["ldct_invrep.command"] = cmd  # its options word the error messages
+        return name, cmd, rest
+
+    @staticmethod
+    def _options(ctx: click.Context) -> set[str] | None:
+        cmd = ctx.meta.get("ldct_invrep.command")
+        if cmd is None:
+            return None
+        return {opt for p in cmd.params for opt in getattr(p, "opts", [])}
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
@@ -96,6 +148,7 @@ class ExitStatusGroup(click.Group):
         saved_showwarning = warnings.showwarning
         if not debug:
             warnings.showwarning = _show_warning
+        previous_handlers = _install_stop_handlers()
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -103,30 +156,48 @@ class ExitStatusGroup(click.Group):
         except InputError as exc:
             if debug:
                 click.echo(traceback.format_exc(), err=True)
-            raise CLIError(_cli_wording(str(exc)), EXIT_USAGE) from exc
+            raise CLIError(_cli_wording(str(exc), self._options(ctx)), EXIT_USAGE) from exc
+        except Terminated as exc:
+            if debug:
+                click.echo(traceback.format_exc(), err=True)
+            name = signal.Signals(exc.signum).name
+            raise CLIError(f"stopped by {name}; no partial output was left behind", 128 + exc.signum) from exc
         except KeyboardInterrupt as exc:
             if debug:
                 click.echo(traceback.format_exc(), err=True)
             raise CLIError("interrupted; no partial output was left behind", EXIT_INTERRUPTED) from exc
+        except OSError as exc:
+            if exc.errno not in PLACE_ERRNOS or not exc.filename:
+                raise self._unexpected(exc, debug) from exc
+            if debug:
+                click.echo(traceback.format_exc(), err=True)
+            raise CLIError(f"{exc.filename}: {exc.strerror or errno.errorcode.get(exc.errno, exc.errno)}", EXIT_USAGE) from exc
         except MemoryError as exc:
             raise CLIError(f"out of memory ({exc}); try a smaller --batch-size", EXIT_FAILURE) from exc
         except Exception as exc:
-            if debug:
-                click.echo(traceback.format_exc(), err=True)
-                raise CLIError(f"{type(exc).__name__}: {' '.join(str(exc).split())}", EXIT_FAILURE) from exc
-            if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch here
-                raise CLIError(f"out of memory: {first_line(exc)}; try a smaller --batch-size", EXIT_FAILURE) from exc
-            argv = " ".join(sys.argv[1:]) if Path(sys.argv[0]).name.startswith("ldct-invrep") else "..."
-            raise CLIError(
-                f"unexpected {type(exc).__name__}: {first_line(exc)}",
-                EXIT_FAILURE,
-                hint=f"rerun with --debug for the traceback: ldct-invrep --debug {argv}".rstrip(),
-            ) from exc
+            raise self._unexpected(exc, debug) from exc
         finally:
+            for sig, old in previous_handlers.items():
+                signal.signal(sig, old)
             warnings.showwarning = saved_showwarning
             package_logger.removeHandler(handler)
             package_logger.setLevel(saved[0])
             package_logger.propagate = saved[1]
+
+
+    @staticmethod
+    def _unexpected(exc: Exception, debug: bool) -> CLIError:
+        if debug:
+            click.echo(traceback.format_exc(), err=True)
+            return CLIError(f"{type(exc).__name__}: {' '.join(str(exc).split())}", EXIT_FAILURE)
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch here
+            return CLIError(f"out of memory: {first_line(exc)}; try a smaller --batch-size", EXIT_FAILURE)
+        argv = " ".join(sys.argv[1:]) if Path(sys.argv[0]).name.startswith("ldct-invrep") else "..."
+        return CLIError(
+            f"unexpected {type(exc).__name__}: {first_line(exc)}",
+            EXIT_FAILURE,
+            hint=f"rerun with --debug for the traceback: ldct-invrep --debug {argv}".rstrip(),
+        )
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

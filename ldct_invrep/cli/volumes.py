@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from ldct_invrep.io import NiftiVolume, SeriesInfo
 
-__all__ = ["Volume", "check_output", "is_nifti_name", "open_volumes", "output_format", "rate_line", "storable_hu_range", "write_volumes"]
+__all__ = ["Volume", "check_nifti_geometry", "check_output", "is_nifti_name", "open_volumes", "output_format", "rate_line", "storable_hu_range", "write_volumes"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +42,17 @@ def _nifti_stem(path: Path) -> str:
 
 @dataclass
 class Volume:
-    """One input volume, DICOM (headers only; slices decoded on demand) or NIfTI (in memory)."""
+    """One input volume, DICOM (headers only; slices decoded on demand) or NIfTI (in memory).
+
+    ``aligned`` is the whole volume, in memory, after ``evaluate`` reoriented it onto its reference's voxel
+    grid (``aligned_note`` says how); batches and shape then come from it.
+    """
 
     path: Path
     info: SeriesInfo | None = None
     nifti: NiftiVolume | None = None
+    aligned: np.ndarray | None = None
+    aligned_note: str = ""
 
     @property
     def kind(self) -> str:
@@ -54,6 +60,8 @@ class Volume:
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        if self.aligned is not None:
+            return tuple(self.aligned.shape)  # type: ignore[return-value]
         if self.info is not None:
             return self.info.shape
         assert self.nifti is not None
@@ -74,8 +82,21 @@ class Volume:
     def affine_ras(self) -> np.ndarray:
         return self.info.affine(ras=True) if self.info is not None else self.nifti.affine  # type: ignore[union-attr]
 
+    @property
+    def has_geometry(self) -> bool:
+        """False for a NIfTI without qform/sform (its affine then says nothing about where voxels lie)."""
+        return self.nifti is None or self.nifti.has_geometry
+
+    def padding_mask(self, index: int, hu: np.ndarray) -> np.ndarray | None:
+        """Pixel padding (outside the field of view) of slice ``index``, from the DICOM header; None if none."""
+        return self.info.padding_mask(index, hu) if self.info is not None else None
+
     def batches(self, size: int) -> Iterator[tuple[int, np.ndarray]]:
         """``(first_index, hu[k, rows, cols])`` in slice order; DICOM slices are decoded batch by batch."""
+        if self.aligned is not None:
+            for start in range(0, len(self), size):
+                yield start, self.aligned[start : start + size]
+            return
         if self.info is not None:
             yield from self.info.iter_batches(size)
             return
@@ -134,13 +155,27 @@ def output_format(input_path: Path, output: Path, fmt: str | None, all_series: b
     return fmt
 
 
-def check_output(input_path: Path, output: Path, overwrite: bool) -> None:
-    """Refuse an output inside (or containing) the input, and an existing output without ``--overwrite``."""
-    from ldct_invrep.io import check_output_location
+def check_output(input_path: Path, output: Path, overwrite: bool, also_read: Sequence[Path] = ()) -> None:
+    """Refuse, before any work, an output inside (or containing) the input or ``also_read`` (the weights), an
+    existing output without ``--overwrite``, and with it one that is not a whole output of ldct-invrep
+    (:func:`ldct_invrep.io.check_replaceable`)."""
+    from ldct_invrep.io import check_output_location, check_replaceable
 
-    check_output_location(input_path, output)
-    if (output.exists() or output.is_symlink()) and not overwrite:
-        raise InputError(f"{output}: output already exists; pass --overwrite to replace it")
+    check_output_location(input_path, output, also_read)
+    if output.exists() or output.is_symlink():
+        if not overwrite:
+            raise InputError(f"{output}: output already exists; pass --overwrite to replace it")
+        check_replaceable(output)
+
+
+def check_nifti_geometry(volumes: Sequence[Volume]) -> None:
+    """Refuse a NIfTI output of a DICOM series whose slices are unevenly spaced: no affine can place them."""
+    for vol in volumes:
+        if vol.info is not None and vol.info.irregular:
+            raise InputError(
+                f"{vol.path}: {vol.info.irregular}; a NIfTI affine cannot place unevenly spaced slices, "
+                "so write a DICOM series instead (an OUTPUT folder)"
+            )
 
 
 def _progress(total: int, desc: str, quiet: bool):
@@ -172,6 +207,8 @@ def write_volumes(
     """
     from ldct_invrep.io import atomic_output_dir
 
+    if fmt == "nifti":
+        check_nifti_geometry(volumes)
     total = sum(len(v) for v in volumes)
     with _progress(total, desc, quiet) as bar:
         if not all_series:
@@ -185,6 +222,18 @@ def write_volumes(
     return total
 
 
+def _processed(vol: Volume, fn: BatchFn, start: int, hu: np.ndarray) -> np.ndarray:
+    """``fn``'s output with every padding pixel (outside the field of view) given back its input value."""
+    import numpy as np
+
+    out = np.array(fn(vol, start, hu), dtype=np.float32)
+    for k in range(len(out)):
+        mask = vol.padding_mask(start + k, hu[k])
+        if mask is not None:
+            out[k][mask] = hu[k][mask]
+    return out
+
+
 def _write_one(vol: Volume, target: Path, fmt: str, fn: BatchFn, batch_size: int, overwrite: bool, bar, writer_kwargs) -> None:
     import numpy as np
 
@@ -194,9 +243,9 @@ def _write_one(vol: Volume, target: Path, fmt: str, fn: BatchFn, batch_size: int
         assert vol.info is not None
         with DerivedSeriesWriter(vol.info, target, overwrite=overwrite, **writer_kwargs) as writer:
             for start, hu in vol.batches(batch_size):
-                out = fn(vol, start, hu)
+                out = _processed(vol, fn, start, hu)
                 for k, hu_slice in enumerate(out):
-                    writer.write(start + k, hu_slice)
+                    writer.write(start + k, hu_slice, source_hu=hu[k])
                 bar.update(len(hu))
         return
     from ldct_invrep.io import write_nifti
@@ -204,10 +253,10 @@ def _write_one(vol: Volume, target: Path, fmt: str, fn: BatchFn, batch_size: int
     # NIfTI in: process in place (one volume in memory); DICOM in: one output volume.
     volume = vol.nifti.hu if vol.nifti is not None else np.empty(vol.shape, dtype=np.float32)
     for start, hu in vol.batches(batch_size):
-        out = fn(vol, start, hu)
+        out = _processed(vol, fn, start, hu)
         volume[start : start + len(out)] = out
         bar.update(len(hu))
-    write_nifti(target, volume, vol.affine_ras(), overwrite=overwrite)
+    write_nifti(target, volume, vol.affine_ras(), overwrite=overwrite, geometry=vol.has_geometry)
 
 
 def rate_line(verb: str, n: int, seconds: float, output: Path) -> str:

@@ -82,10 +82,17 @@ def write_datalist(
 
     ``sections`` maps a section name ("training", "validation", "test", ...) to its entries; ``metadata``
     adds top-level keys (e.g. "name", "description", "data_root", split details). ``Path`` values in entries
-    are written as strings.
+    are written as strings. An existing file is replaced only if ldct-invrep wrote it
+    (:func:`ldct_invrep.io.atomic.is_own_file`), else :class:`InputError`.
     """
+    from ldct_invrep import __version__
+    from ldct_invrep.io.atomic import JSON_STAMP_KEY, check_replaceable
+
     path = Path(path)
-    doc: dict[str, Any] = dict(metadata or {})
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a .json file name for the datalist")
+    check_replaceable(path)
+    doc: dict[str, Any] = {JSON_STAMP_KEY: __version__, **(metadata or {})}
     for name, entries in sections.items():
         doc[name] = [{k: (str(v) if isinstance(v, Path) else v) for k, v in e.items()} for e in entries]
     for k in ("training", "validation", "test"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from ldct_invrep.networks import LIRConfig, LIRNet, Restorer, restorer_state_dic
 
 from .optim import unwrap
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load_restorer", "read_header", "save_restorer"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "check_header", "load_restorer", "read_header", "save_restorer"]
 
 FORMAT = "ldct-invrep-restorer"
 FORMAT_VERSION = 1
@@ -87,20 +88,83 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(_read(Path(path), "cpu")["header_json"])
 
 
+def check_header(path: str | os.PathLike[str], header: Any) -> dict[str, Any]:
+    """``header`` if its run settings are usable, else :class:`InputError` naming ``path`` and the key.
+
+    ``hu_range``: two finite HU values, low < high; ``self_ensemble``: one of
+    :data:`ldct_invrep.inferers.SELF_ENSEMBLE_SIZES`; ``config``: a mapping; ``format_version``: an integer.
+    """
+    from ldct_invrep.inferers import SELF_ENSEMBLE_SIZES
+
+    if not isinstance(header, dict):
+        raise InputError(f"{path}: checkpoint header is not a JSON object")
+    version = header.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(f"{path}: checkpoint header format_version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
+        raise InputError(f"{path}: checkpoint format {version} is newer than this ldct-invrep ({FORMAT_VERSION})")
+    if not isinstance(header.get("config"), dict):
+        raise InputError(f"{path}: checkpoint header has no network config")
+    if "hu_range" in header:
+        value = header["hu_range"]
+        ok = isinstance(value, (list, tuple)) and len(value) == 2
+        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        if not ok or value[0] >= value[1]:
+            raise InputError(f"{path}: checkpoint header hu_range {value!r} is not [low, high] HU with low < high")
+    if "self_ensemble" in header:
+        value = header["self_ensemble"]
+        if isinstance(value, bool) or value not in SELF_ENSEMBLE_SIZES:
+            raise InputError(
+                f"{path}: checkpoint header self_ensemble {value!r} is not one of {', '.join(map(str, SELF_ENSEMBLE_SIZES))}"
+            )
+    return header
+
+
+def _check_weights(path: Path, config: LIRConfig, state: Any) -> None:
+    """Refuse, before allocating the network, a state dict that does not fit ``config`` (an absurd config in a
+    small file), and weights that are not finite. The network is built on the meta device: no memory."""
+    if not isinstance(state, dict):
+        raise InputError(f"{path}: checkpoint state_dict is not a mapping of tensors")
+    if config.n_res + config.n_downsample > len(state):  # each such block holds tensors: cannot match; and slow to build
+        raise InputError(
+            f"{path}: weights do not match the stored config (n_res {config.n_res} + n_downsample "
+            f"{config.n_downsample} blocks, but the file holds {len(state)} tensors)"
+        )
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Restorer.from_config(config).state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if stored != expected:
+        wrong = sorted(set(expected) ^ set(stored)) or sorted(k for k in expected if expected[k] != stored[k])
+        n_expected = sum(math.prod(s) for s in expected.values())
+        raise InputError(
+            f"{path}: weights do not match the stored config (which asks for {n_expected:,} values; "
+            f"first mismatch: {wrong[0]})"
+        )
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(f"{path}: weights contain NaN or infinite values ({name}); the checkpoint is broken")
+
+
 def load_restorer(path: str | os.PathLike[str], map_location: Any = "cpu") -> tuple[Restorer, dict[str, Any]]:
     """(Restorer in eval mode, header) from a file written by :func:`save_restorer`.
 
     Raises :class:`~ldct_invrep.errors.InputError` naming the file when it is missing, unreadable, of
-    another format, or its weights do not fit its config.
+    another format, its header asks for unusable settings (:func:`check_header`), or its weights do not
+    fit its config or are not finite (checked before the network is allocated).
     """
     path = Path(path)
     payload = _read(path, map_location)
-    header = json.loads(payload["header_json"])
-    version = header.get("format_version", 0)
-    if version > FORMAT_VERSION:
-        raise InputError(f"{path}: checkpoint format {version} is newer than this ldct-invrep ({FORMAT_VERSION})")
+    try:
+        header = json.loads(payload["header_json"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{path}: checkpoint header is not valid JSON ({type(err).__name__})") from err
+    check_header(path, header)
     try:
         config = LIRConfig(**header["config"])
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{path}: checkpoint header config is invalid ({' '.join(str(err).split())[:150]})") from err
+    _check_weights(path, config, payload.get("state_dict"))
+    try:
         restorer = Restorer.from_config(config)
         restorer.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:

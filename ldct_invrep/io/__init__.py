@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ldct_invrep.io.atomic import (
+    OUTPUT_MARKER,
     atomic_output_dir,
     atomic_output_file,
     atomic_replace,
     check_output_location,
+    check_replaceable,
+    is_own_file,
+    mark_output_dir,
 )
 from ldct_invrep.io.dicom_read import (
     DicomSeries,
@@ -45,15 +49,19 @@ __all__ = [
     "FolderScan",
     "LIRDicomReader",
     "NiftiVolume",
+    "OUTPUT_MARKER",
     "SeriesInfo",
     "atomic_output_dir",
     "atomic_output_file",
     "atomic_replace",
     "check_output_location",
+    "check_replaceable",
     "find_series",
     "geometry_affine",
     "hu_to_stored",
+    "is_own_file",
     "iter_series_slices",
+    "mark_output_dir",
     "read_all_series",
     "read_nifti",
     "read_series",

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from pydicom.pixels import get_decoder
 
 from ldct_invrep.errors import InputError
 from ldct_invrep.io._dicom_common import LOGGER_NAME, _float_values, _rescale
+from ldct_invrep.io.atomic import OUTPUT_MARKER, is_temporary_name
 
 __all__ = [
     "DicomSeries",
@@ -55,6 +58,8 @@ HU_LIKE_MIN = -500.0
 _POSITION_TOL_MM = 1e-3
 _ORIENTATION_TOL = 1e-4
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+#: File name endings of DICOM files: an unreadable file with one of them is reported as a lost slice.
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", ".dc3")
 
 
 def _one_line(exc: BaseException | str, limit: int = 200) -> str:
@@ -76,6 +81,12 @@ class FolderScan:
     non_dicom: list[Path] = field(default_factory=list)
     non_image: list[Path] = field(default_factory=list)
     broken: list[tuple[Path, str]] = field(default_factory=list)
+    lost: list[tuple[Path, str]] = field(default_factory=list)
+    """Non-DICOM files that look like slices (empty, a DICOM suffix, or named like the images): reported."""
+    subfolders: list[Path] = field(default_factory=list)
+    """Sub-folders not looked into (``recursive=False``)."""
+    non_regular: list[Path] = field(default_factory=list)
+    """FIFOs, sockets, devices and broken links: skipped unread (reading a FIFO would block)."""
 
     def summary(self) -> str:
         """One-line list of the series: UID, slice count and description."""
@@ -86,14 +97,67 @@ class FolderScan:
         return "; ".join(parts)
 
 
-def _list_files(root: Path, recursive: bool) -> list[Path]:
-    if root.is_file():
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _skipped_name(name: str) -> bool:
+    """The tool's own marker and temporaries (a killed run's partial series must not be read as a series)."""
+    return name == OUTPUT_MARKER or is_temporary_name(name)
+
+
+def _list_files(scan: FolderScan, recursive: bool) -> list[Path]:
+    """Regular files under ``scan.root``; non-regular ones and sub-folders are recorded in ``scan``."""
+    root = scan.root
+    if not root.is_dir():
+        if not _is_regular(root):
+            raise InputError(f"{root}: not a regular file or folder (a FIFO, socket or device); give a file or folder")
         return [root]
     if recursive:
-        files = [Path(d) / f for d, _, names in os.walk(root) for f in names]
+        candidates = []
+        for d, dirs, names in os.walk(root):
+            dirs[:] = sorted(n for n in dirs if not _skipped_name(n))
+            candidates += [Path(d) / f for f in names if not _skipped_name(f)]
     else:
-        files = [p for p in root.iterdir() if p.is_file()]
+        candidates = []
+        for p in root.iterdir():
+            if _skipped_name(p.name):
+                continue
+            if p.is_dir():
+                scan.subfolders.append(p)
+            else:
+                candidates.append(p)
+    files = []
+    for p in candidates:
+        (files if _is_regular(p) else scan.non_regular).append(p)
     return sorted(files)
+
+
+def _name_shape(name: str) -> str:
+    """A file name with every run of digits replaced by ``#`` (``IM_0012.dcm`` -> ``IM_#.dcm``)."""
+    return re.sub(r"\d+", "#", name)
+
+
+def _find_lost_slices(scan: FolderScan) -> None:
+    """Non-DICOM files that look like slices of the series found: empty, a DICOM suffix, or named like them."""
+    shapes = {(p.parent, _name_shape(p.name)) for items in scan.series.values() for p, _ in items}
+    for p in scan.non_dicom:
+        try:
+            size = p.stat().st_size
+        except OSError:
+            size = -1
+        if size == 0:
+            why = "empty file (0 bytes)"
+        elif p.suffix.lower() in DICOM_SUFFIXES:
+            why = f"a {p.suffix} file without a readable DICOM header"
+        elif (p.parent, _name_shape(p.name)) in shapes:
+            why = "named like the series' slices but without a readable DICOM header"
+        else:
+            continue
+        scan.lost.append((p, why))
 
 
 def scan_folder(path: str | os.PathLike, recursive: bool = False) -> FolderScan:
@@ -104,10 +168,10 @@ def scan_folder(path: str | os.PathLike, recursive: bool = False) -> FolderScan:
     image (no Rows/Columns) are counted as non-image; DICOM files that fail to parse are listed in ``broken``.
     """
     root = Path(path)
-    if not root.exists():
+    if not (root.exists() or root.is_symlink()):
         raise InputError(f"{path}: no such file or folder")
     scan = FolderScan(root=root)
-    for file in _list_files(root, recursive):
+    for file in _list_files(scan, recursive):
         if file.name.upper() == "DICOMDIR":
             scan.non_image.append(file)
             continue
@@ -125,6 +189,15 @@ def scan_folder(path: str | os.PathLike, recursive: bool = False) -> FolderScan:
             continue
         uid = str(ds.get("SeriesInstanceUID", "") or "")
         scan.series.setdefault(uid, []).append((file, ds))
+    _find_lost_slices(scan)
+    for file, why in scan.lost[:5]:
+        logger.warning("%s: looks like a slice but cannot be read (%s); it is left out of the series", file, why)
+    if len(scan.lost) > 5:
+        logger.warning("%s: %d more files that look like slices cannot be read", path, len(scan.lost) - 5)
+    if scan.non_regular:
+        logger.warning(
+            "%s: skipped %d FIFOs, sockets, devices or broken links, e.g. %s", path, len(scan.non_regular), scan.non_regular[0]
+        )
     ignored = len(scan.non_dicom) + len(scan.non_image)
     if ignored:
         logger.info(
@@ -149,11 +222,20 @@ def _no_images_error(path: str | os.PathLike, scan: FolderScan) -> InputError:
             return InputError(f"{path}: DICOM file holds no image")
         return InputError(f"{path}: not a DICOM file (no DICOM Part 10 header)")
     n_other = len(scan.non_dicom) + len(scan.non_image)
+    sub = ""
+    if scan.subfolders:
+        n_sub = len(scan.subfolders)
+        sub = (
+            f"{n_sub} sub-folder{'s' if n_sub != 1 else ''} (e.g. {scan.subfolders[0].name}) not searched; "
+            "look inside them with recursive=True"
+        )
     if n_other == 0:
+        if sub:
+            return InputError(f"{path}: no files in the folder itself, but {sub}")
         return InputError(f"{path}: folder is empty (no files)")
     return InputError(
         f"{path}: no DICOM images found "
-        f"({len(scan.non_dicom)} non-DICOM and {len(scan.non_image)} non-image DICOM files)"
+        f"({len(scan.non_dicom)} non-DICOM and {len(scan.non_image)} non-image DICOM files)" + (f"; {sub}" if sub else "")
     )
 
 
@@ -189,7 +271,10 @@ class SeriesInfo:
     """One CT series without pixels: sorted headers, files and geometry; decodes slices on demand.
 
     ``datasets[i]``/``paths[i]`` are in slice order along the normal; ``rescale[i]`` is that slice's
-    (RescaleSlope, RescaleIntercept); ``slice_positions`` are ``IPP . normal`` in mm.
+    (RescaleSlope, RescaleIntercept); ``slice_positions`` are ``IPP . normal`` in mm; ``positions`` the
+    ImagePositionPatient of each slice (LPS mm); ``padding[i]`` the (low, high) stored values of pixel padding
+    (PixelPaddingValue / PixelPaddingRangeLimit, outside the field of view) or None; ``irregular`` describes
+    uneven slice spacing (missing slices), empty when the spacing is uniform.
     """
 
     source: Path
@@ -205,6 +290,9 @@ class SeriesInfo:
     direction: np.ndarray
     slice_positions: np.ndarray
     rescale: list[tuple[float, float]]
+    positions: np.ndarray | None = None
+    padding: list[tuple[int, int] | None] = field(default_factory=list)
+    irregular: str = ""
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -218,9 +306,23 @@ class SeriesInfo:
         """4x4 matrix from voxel index (col, row, slice) to patient mm (LPS, or RAS if ``ras``).
 
         The index order is NIfTI's ``(i, j, k)``, so with :func:`ldct_invrep.io.nifti.write_nifti`
-        (which takes ``(slice, row, col)`` volumes) ``affine(ras=True)`` is the NIfTI affine.
+        (which takes ``(slice, row, col)`` volumes) ``affine(ras=True)`` is the NIfTI affine. The slice step
+        is the mean step between the actual slice positions, so a gantry tilt (positions not along the
+        normal) is followed exactly; unevenly spaced slices (``irregular``) fit no affine.
         """
-        return geometry_affine(self.origin, self.spacing, self.direction, ras=ras)
+        step = None
+        if self.positions is not None and len(self.positions) > 1:
+            step = (self.positions[-1] - self.positions[0]) / (len(self.positions) - 1)
+        return geometry_affine(self.origin, self.spacing, self.direction, ras=ras, slice_step=step)
+
+    def padding_mask(self, index: int, hu: np.ndarray) -> np.ndarray | None:
+        """Pixels of slice ``index`` (given as HU, as read) that are padding, or None if it declares none."""
+        limits = self.padding[index] if index < len(self.padding) else None
+        if limits is None:
+            return None
+        slope, intercept = self.rescale[index]
+        stored = np.rint((np.asarray(hu, dtype=np.float64) - intercept) / slope)
+        return (stored >= limits[0]) & (stored <= limits[1])
 
     def read_slice(self, index: int) -> np.ndarray:
         """Slice ``index`` as float32 HU, shape (rows, cols)."""
@@ -250,11 +352,20 @@ class SeriesInfo:
 
 
 def geometry_affine(
-    origin: Sequence[float], spacing: Sequence[float], direction: np.ndarray, ras: bool = False
+    origin: Sequence[float],
+    spacing: Sequence[float],
+    direction: np.ndarray,
+    ras: bool = False,
+    slice_step: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """Affine from index (col, row, slice) to LPS (or RAS) mm, given ``spacing`` as (slice, row, col)."""
+    """Affine from index (col, row, slice) to LPS (or RAS) mm, given ``spacing`` as (slice, row, col).
+
+    ``slice_step`` (LPS mm) replaces ``normal * spacing[0]`` as the slice column (gantry tilt).
+    """
     affine = np.eye(4)
     affine[:3, :3] = np.asarray(direction, dtype=float) @ np.diag([spacing[2], spacing[1], spacing[0]])
+    if slice_step is not None:
+        affine[:3, 2] = np.asarray(slice_step, dtype=float)
     affine[:3, 3] = origin
     if ras:
         affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
@@ -316,16 +427,28 @@ def _orientation(source: str | os.PathLike, items: list[tuple[Path, Dataset]]) -
     return np.stack([row_cos, col_cos, normal / np.linalg.norm(normal)], axis=1)
 
 
+def _positive_values(path: Path, ds: Dataset, keyword: str, n: int) -> np.ndarray | None:
+    """``keyword``'s ``n`` values; None when absent; :class:`InputError` when present but not positive numbers."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    arr = _float_values(ds, keyword, n)
+    if arr is None or np.any(arr <= 0):
+        shown = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+        raise InputError(f"{path}: {keyword} {shown} is not {n} positive number{'s' if n > 1 else ''}")
+    return arr
+
+
 def _in_plane_spacing(items: list[tuple[Path, Dataset]]) -> tuple[float, float]:
-    ps = _float_values(items[0][1], "PixelSpacing", 2)
+    ps = _positive_values(*items[0], "PixelSpacing", 2)
     if ps is None:
-        ps = _float_values(items[0][1], "ImagerPixelSpacing", 2)
+        ps = _positive_values(*items[0], "ImagerPixelSpacing", 2)
         if ps is None:
             logger.warning("%s: no PixelSpacing; assuming 1 mm", items[0][0])
             return 1.0, 1.0
         logger.warning("%s: no PixelSpacing; using ImagerPixelSpacing %s", items[0][0], ps.tolist())
     for path, ds in items[1:]:
-        other = _float_values(ds, "PixelSpacing", 2)
+        other = _positive_values(path, ds, "PixelSpacing", 2)
         if other is not None and not np.allclose(other, ps, rtol=1e-4):
             logger.warning("%s: PixelSpacing %s differs from %s; using the first", path, other.tolist(), ps.tolist())
             break
@@ -343,7 +466,21 @@ def _single_slice_spacing(ds: Dataset) -> float:
 def _resolve_rescale(
     source: str | os.PathLike, items: list[tuple[Path, Dataset]], force: bool, rows: int, cols: int
 ) -> list[tuple[float, float]]:
-    """Per-slice (slope, intercept); a missing pair is taken as 1/0 only for signed, HU-like data (or ``force``)."""
+    """Per-slice (slope, intercept); a missing pair is taken as 1/0 only for signed, HU-like data (or ``force``).
+
+    A value that is present but invalid (RescaleSlope 0, not a number) is refused whatever ``force`` says; when
+    only one of the two is missing, the other keeps its value.
+    """
+    for path, ds in items:
+        for keyword in ("RescaleSlope", "RescaleIntercept"):
+            value = ds.get(keyword)
+            if value is None or value == "":
+                continue
+            parsed = _float_values(ds, keyword, 1)
+            if parsed is None:
+                raise InputError(f"{path}: {keyword} {value!r} is not a number; cannot convert the stored values to HU")
+            if keyword == "RescaleSlope" and parsed[0] == 0:
+                raise InputError(f"{path}: RescaleSlope is 0 (invalid, it must be non-zero); cannot convert the stored values to HU")
     found = [_rescale(ds) for _, ds in items]
     missing = [i for i, r in enumerate(found) if r is None]
     if not missing:
@@ -363,13 +500,62 @@ def _resolve_rescale(
                 f"(minimum {low:g} >= {HU_LIKE_MIN:g}); refusing (force=True takes the stored values as HU)"
             )
     logger.warning(
-        "%s: RescaleSlope/RescaleIntercept missing in %d of %d slices (e.g. %s); assuming slope 1, intercept 0",
+        "%s: RescaleSlope/RescaleIntercept missing in %d of %d slices (e.g. %s); assuming slope 1, intercept 0 "
+        "where missing",
         source,
         len(missing),
         len(items),
         first_path.name,
     )
-    return [r if r is not None else (1.0, 0.0) for r in found]
+    out = []
+    for (_, ds), r in zip(items, found, strict=True):
+        if r is None:
+            slope, intercept = _float_values(ds, "RescaleSlope", 1), _float_values(ds, "RescaleIntercept", 1)
+            r = (1.0 if slope is None else float(slope[0]), 0.0 if intercept is None else float(intercept[0]))
+        out.append(r)
+    return out
+
+
+def _padding_range(path: Path, ds: Dataset) -> tuple[int, int] | None:
+    """(low, high) stored values of pixel padding from PixelPaddingValue and PixelPaddingRangeLimit, or None."""
+    values = []
+    for keyword in ("PixelPaddingValue", "PixelPaddingRangeLimit"):
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        if isinstance(value, bytes):  # unresolved "US or SS" value
+            signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+            value = int.from_bytes(value[:2], "little", signed=signed)
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            logger.warning("%s: %s %r is not an integer; ignored", path, keyword, value)
+            continue
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+        if int(ds.get("PixelRepresentation", 0) or 0) == 1 and number >= 2 ** (bits - 1):
+            number -= 2**bits  # a signed value read as unsigned
+        values.append(number)
+    if not values or ds.get("PixelPaddingValue") in (None, ""):
+        return None
+    return min(values), max(values)
+
+
+def _describe_gaps(items: list[tuple[Path, Dataset]], positions: np.ndarray, spacing: float) -> str:
+    """Where the slice spacing departs from ``spacing`` (the median), naming the slices on each side."""
+    gaps = np.diff(positions)
+    odd = np.flatnonzero(np.abs(gaps - spacing) > max(0.01 * spacing, 0.01))
+    if odd.size == 0:
+        return ""
+    parts = []
+    for k in odd[:3]:
+        missing = int(round(gaps[k] / spacing)) - 1
+        what = f", about {missing} missing slice{'s' if missing != 1 else ''}" if missing >= 1 else ""
+        parts.append(
+            f"{gaps[k]:.4g} mm between {items[k][0].name} ({positions[k]:.4g} mm) and "
+            f"{items[k + 1][0].name} ({positions[k + 1]:.4g} mm){what}"
+        )
+    more = f" and {odd.size - 3} more" if odd.size > 3 else ""
+    return f"uneven slice spacing: {spacing:.4g} mm apart but " + "; ".join(parts) + more
 
 
 def _drop_duplicate_instances(
@@ -425,23 +611,18 @@ def _build_series_info(
                 f"({positions[k]:.3f} mm); the series holds several acquisitions or duplicates"
             )
         slice_spacing = float(np.median(gaps))
-        if np.max(np.abs(gaps - slice_spacing)) > max(0.01 * slice_spacing, 0.01):
-            logger.warning(
-                "%s: non-uniform slice spacing (%.4g to %.4g mm; missing slices?); using the median %.4g mm",
-                source,
-                gaps.min(),
-                gaps.max(),
-                slice_spacing,
-            )
+        irregular = _describe_gaps(items, positions, slice_spacing)
+        if irregular:
+            logger.warning("%s: %s; spacing taken as the median %.4g mm", source, irregular, slice_spacing)
         offset = ipps[-1] - ipps[0]
         shear = offset - np.dot(offset, normal) * normal
         if np.linalg.norm(shear) > max(1e-3 * np.linalg.norm(offset), 0.01):
-            logger.warning(
-                "%s: slice positions are not along the slice normal (gantry tilt?); the volume geometry is approximate",
-                source,
+            logger.info(
+                "%s: slice positions are not along the slice normal (gantry tilt?); the affine follows them", source
             )
     else:
         slice_spacing = _single_slice_spacing(items[0][1])
+        irregular = ""
     rescale = _resolve_rescale(source, items, force, rows, cols)
     first = items[0][1]
     return SeriesInfo(
@@ -458,6 +639,9 @@ def _build_series_info(
         direction=direction,
         slice_positions=positions,
         rescale=rescale,
+        positions=np.asarray(ipps, dtype=float),
+        padding=[_padding_range(p, ds) for p, ds in items],
+        irregular=irregular,
     )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "DerivedSeriesPaths",
     "DerivedSeriesWriter",
     "hu_to_stored",
+    "keep_padding",
     "write_derived_series",
 ]
 
@@ -74,6 +75,27 @@ def hu_to_stored(hu: np.ndarray, slope: float, intercept: float, ds: Dataset) ->
     values = np.rint((np.asarray(hu, dtype=np.float64) - intercept) / slope)
     n_clipped = int(np.count_nonzero(values < lo) + np.count_nonzero(values > hi))
     return np.clip(values, lo, hi).astype(dtype), n_clipped
+
+
+def keep_padding(
+    stored: np.ndarray, exact: np.ndarray, hu: np.ndarray, padding: np.ndarray, limits: tuple[int, int],
+    slope: float, intercept: float, ds: Dataset,
+) -> int:
+    """Make the padding of a re-quantised slice exact, in place: ``padding`` pixels take ``exact`` (their
+    source stored values); any other pixel whose value fell into the padding range ``limits`` moves one stored
+    unit out of it, to the side nearer its HU (within the stored range), so a viewer never hides it.
+    Returns the number of pixels moved."""
+    stored[padding] = exact[padding]
+    low, high = limits
+    hit = ~padding & (stored >= low) & (stored <= high)
+    n = int(np.count_nonzero(hit))
+    lo, hi, _ = _stored_range(ds)
+    below, above = low - 1, high + 1
+    if n and (lo <= below or above <= hi):  # else the padding range is the whole stored range: nowhere to go
+        value = (np.asarray(hu, dtype=np.float64)[hit] - intercept) / slope
+        use_above = (value - below > above - value) if lo <= below and above <= hi else np.full(value.shape, above <= hi)
+        stored[hit] = np.where(use_above, above, below).astype(stored.dtype)
+    return n
 
 
 def _check_uid_root(uid_root: str | None) -> str | None:
@@ -162,6 +184,7 @@ class DerivedSeriesWriter:
         self._date, self._time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
         self.clipped_pixels = 0
         self.clipped_slices = 0
+        self.padding_moved = 0
         self._written: dict[int, str] = {}
         self._ctx = None
         self._tmp: Path | None = None
@@ -187,6 +210,11 @@ class DerivedSeriesWriter:
             ctx.__exit__(type(exc), exc, None)
             raise exc
         ctx.__exit__(exc_type, exc, tb)
+        if exc is None and self.padding_moved:
+            logger.info(
+                "%s: %d pixels inside the field of view moved one stored unit off the padding value", self.out_dir,
+                self.padding_moved,
+            )
         if exc is None and self.clipped_pixels:
             logger.warning(
                 "%s: %d pixels in %d slices were outside the stored value range and were clipped",
@@ -262,8 +290,13 @@ class DerivedSeriesWriter:
         ds.file_meta = meta
         return ds
 
-    def write(self, index: int, hu: np.ndarray) -> Path:
-        """Write slice ``index`` (0-based, source slice order) from a (rows, cols) HU array; returns its final path."""
+    def write(self, index: int, hu: np.ndarray, source_hu: np.ndarray | None = None) -> Path:
+        """Write slice ``index`` (0-based, source slice order) from a (rows, cols) HU array; returns its final path.
+
+        ``source_hu`` (the slice as read) keeps pixel padding exact when the source declares PixelPaddingValue:
+        padding pixels are written with their source values and no other pixel gets a padding value
+        (:func:`keep_padding`); without it the caller is responsible for the padding.
+        """
         if self._tmp is None:
             raise RuntimeError("DerivedSeriesWriter.write() outside its `with` block")
         if not 0 <= index < len(self.info):
@@ -278,6 +311,13 @@ class DerivedSeriesWriter:
         if n_clipped:
             self.clipped_pixels += n_clipped
             self.clipped_slices += 1
+        limits = self.info.padding[index] if index < len(self.info.padding) else None
+        if source_hu is not None and limits is not None:
+            mask = self.info.padding_mask(index, source_hu)
+            exact, _ = hu_to_stored(source_hu, slope, intercept, self.info.datasets[index])
+            self.padding_moved += keep_padding(
+                stored, exact, hu, mask, limits, slope, intercept, self.info.datasets[index]
+            )
         ds = self._derived_dataset(index, stored)
         name = self.file_name(index)
         pydicom.dcmwrite(self._tmp / name, ds, enforce_file_format=True)

@@ -17,8 +17,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from ldct_invrep import __version__
 from ldct_invrep.errors import InputError
-from ldct_invrep.io.atomic import atomic_output_file
+from ldct_invrep.io.atomic import OWNER, atomic_output_file
 
 __all__ = ["NiftiVolume", "read_nifti", "write_nifti"]
 
@@ -35,6 +36,13 @@ class NiftiVolume:
     spacing: tuple[float, float, float]  # (k, j, i) voxel sizes in mm
     path: Path
     header: nib.Nifti1Header | None = None
+    xform_codes: tuple[int, int] = (1, 1)
+    """(qform_code, sform_code) of the file; (0, 0): no orientation, the affine is only the voxel sizes."""
+
+    @property
+    def has_geometry(self) -> bool:
+        """False when the file has neither qform nor sform: where its voxels lie is unknown."""
+        return any(self.xform_codes)
 
 
 def read_nifti(path: str | os.PathLike, nonfinite_fill: float | None = None) -> NiftiVolume:
@@ -42,7 +50,9 @@ def read_nifti(path: str | os.PathLike, nonfinite_fill: float | None = None) -> 
 
     NaN or infinite voxels raise :class:`InputError` naming the file, unless ``nonfinite_fill`` is given
     (e.g. ``-1024.0``): then they are replaced by it with a warning. Trailing singleton axes are dropped;
-    a 2D image becomes one slice; anything else with more than 3 axes is refused.
+    a 2D image becomes one slice; anything else with more than 3 axes is refused. A volume with no value
+    below -500 (e.g. an 8-bit 0..255 image) is read with a warning that it does not look like HU, and one
+    without qform/sform with a warning that its orientation is unknown.
     """
     path = Path(path)
     if not path.is_file():
@@ -66,6 +76,17 @@ def read_nifti(path: str | os.PathLike, nonfinite_fill: float | None = None) -> 
             raise InputError(f"{path}: {int(bad.sum())} NaN or infinite voxels; fix the file or pass a fill value")
         logger.warning("%s: replaced %d NaN/infinite voxels by %g", path, int(bad.sum()), nonfinite_fill)
         data = np.where(bad, np.float32(nonfinite_fill), data)
+    from ldct_invrep.io.dicom_read import HU_LIKE_MIN
+
+    if data.size and float(data.min()) >= HU_LIKE_MIN:
+        logger.warning(
+            "%s: values %g..%g (stored as %s) have nothing below %g, so they do not look like HU; "
+            "results assume HU",
+            path, float(data.min()), float(data.max()), img.get_data_dtype(), HU_LIKE_MIN,
+        )  # fmt: skip
+    codes = (int(img.header["qform_code"]), int(img.header["sform_code"])) if isinstance(img, nib.Nifti1Image) else (1, 1)
+    if not any(codes):
+        logger.warning("%s: no qform/sform, so the orientation and position of the voxels are unknown", path)
     affine = np.asarray(img.affine, dtype=float)
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     return NiftiVolume(
@@ -75,6 +96,7 @@ def read_nifti(path: str | os.PathLike, nonfinite_fill: float | None = None) -> 
         spacing=(float(zooms[2]), float(zooms[1]), float(zooms[0])),
         path=path,
         header=img.header.copy(),
+        xform_codes=codes,
     )
 
 
@@ -85,11 +107,15 @@ def write_nifti(
     *,
     dtype: type | np.dtype = np.float32,
     overwrite: bool = False,
+    geometry: bool = True,
 ) -> Path:
     """Write a (slice, row, col) HU volume with the source ``affine`` (NIfTI ``(i, j, k)`` -> RAS), atomically.
 
     ``dtype`` float32 (default) stores HU as they are; an integer dtype rounds and clips to its range.
-    qform and sform both carry ``affine`` (code 1, scanner), units mm.
+    The sform carries ``affine`` (code 1, scanner), and so does the qform unless the affine is sheared
+    (gantry tilt: a qform cannot hold that, code 0); units mm. ``geometry=False`` (a source without
+    orientation) writes neither (codes 0), only the voxel sizes. ``descrip`` starts with ``ldct-invrep``,
+    the stamp that lets ``overwrite`` replace only a file this tool wrote.
     """
     hu = np.asarray(hu)
     if hu.ndim != 3:
@@ -101,13 +127,26 @@ def write_nifti(
     if out_dtype.kind in "iu":
         info = np.iinfo(out_dtype)
         data = np.clip(np.rint(data), info.min, info.max)
-    img = nib.Nifti1Image(np.asarray(data, dtype=out_dtype), np.asarray(affine, dtype=float))
-    img.header.set_qform(affine, code=1)
-    img.header.set_sform(affine, code=1)
+    affine = np.asarray(affine, dtype=float)
+    img = nib.Nifti1Image(np.asarray(data, dtype=out_dtype), affine if geometry else None)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    if geometry:
+        cols = affine[:3, :3] / zooms
+        orthogonal = np.allclose(cols.T @ cols, np.eye(3), atol=1e-6)
+        img.header.set_sform(affine, code=1)
+        if orthogonal:
+            img.header.set_qform(affine, code=1)
+        else:
+            img.header.set_qform(None, code=0)
+    else:
+        img.header.set_sform(None, code=0)
+        img.header.set_qform(None, code=0)
+        img.header.set_zooms(tuple(zooms))
     img.header.set_xyzt_units("mm")
+    img.header["descrip"] = f"{OWNER} {__version__}".encode()[:80]
     path = Path(path)
     if not path.name.endswith((".nii", ".nii.gz")):
         raise InputError(f"{path}: a NIfTI output name must end with .nii or .nii.gz")
-    with atomic_output_file(path, overwrite=overwrite) as tmp:
+    with atomic_output_file(path, overwrite=overwrite, own_only=True) as tmp:
         nib.save(img, str(tmp))
     return path
