@@ -213,7 +213,7 @@ def test_prepare_mayo_returns_report_and_datalist(mayo_root: Path, tmp_path: Pat
 
 
 def test_image_manifests_match_sources() -> None:
-    for name, n in {"bsd68": 68, "set12": 12, "kodak24": 24, "train400": 400}.items():
+    for name, n in {"bsd68": 68, "set12": 12, "kodak24": 24, "train400": 400, "cbsd68": 68, "cbsd432": 200}.items():
         man = load_manifest(name)
         assert man["n_files"] == n == len(man["files"])
         assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in man["files"])
@@ -251,7 +251,16 @@ def test_verify_image_set_real_bsd68_and_modified_copy(tmp_path: Path) -> None:
     assert len(entries) == 68 and entries[0]["image"].endswith("test001.png")
 
 
-@pytest.mark.parametrize("name", ["set12", "kodak24", "train400"])
+@pytest.mark.parametrize("name", ["set12", "kodak24", "train400", "cbsd68", "cbsd432"])
 def test_other_image_sets_verify(name: str) -> None:
     report = verify_image_set(shared_path(name), name)
     assert report.ok, format_report(report)
+
+
+@pytest.mark.shared_data
+def test_prepare_colour_sets_write_training_and_test_datalists(tmp_path: Path) -> None:
+    _, train = prepare("cbsd432", shared_path("cbsd432"), tmp_path)
+    _, test = prepare("cbsd68", shared_path("cbsd68"), tmp_path)
+    assert len(load_datalist(train, "training", check_exists=True)) == 200
+    entries = load_datalist(test, "test", check_exists=True)
+    assert len(entries) == 68 and all(e["image"].endswith(".png") for e in entries)  # mapping.csv is not an image

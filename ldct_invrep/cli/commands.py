@@ -480,7 +480,7 @@ def info(weights: Path | None, as_json: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------------- prepare
-_DATASETS = ("mayo2016", "tcia_ldct", "bsd68", "set12", "kodak24", "train400")
+_DATASETS = ("mayo2016", "tcia_ldct", "bsd68", "set12", "kodak24", "train400", "cbsd68", "cbsd432")
 
 
 @cli.command(short_help="Check a local dataset copy and write its datalist.")
@@ -496,9 +496,9 @@ def prepare(dataset: str, root: Path, out: Path, split: str | None, no_headers: 
     """Check a local copy of a dataset against its manifest and write its datalist (JSON).
 
     DATASET is mayo2016 (2016 AAPM-Mayo challenge), tcia_ldct (TCIA LDCT-and-Projection-data) or a
-    natural-image set (bsd68, set12, kodak24, train400). ROOT is the folder of your copy. The report
-    names missing patients and series, stray and unreadable files. Paths in the datalist are relative to
-    ROOT, so the datalist can be shared; the data itself is never copied.
+    natural-image set (bsd68, set12, kodak24, train400; colour: cbsd68, cbsd432). ROOT is the folder of
+    your copy. The report names missing patients and series, stray and unreadable files. Paths in the
+    datalist are relative to ROOT, so the datalist can be shared; the data itself is never copied.
 
     \b
     Examples:

@@ -25,7 +25,8 @@ from ldct_invrep.data.scanners import ScanReport, SeriesScan, SliceFile, format_
 from ldct_invrep.errors import InputError
 
 Pair = tuple[str, SliceFile, SliceFile]  # (patient, low/quarter-dose slice, full-dose slice)
-IMAGE_SETS = ("bsd68", "set12", "kodak24", "train400")
+IMAGE_SETS = ("bsd68", "set12", "kodak24", "train400", "cbsd68", "cbsd432")
+TRAINING_SETS = ("train400", "cbsd432")
 
 
 def pair_slices(low: SeriesScan, full: SeriesScan) -> tuple[list[Pair], int]:
@@ -242,7 +243,7 @@ def write_tcia_datalist(
 
 def write_image_set_datalist(report: ImageSetReport, manifest: dict[str, Any], out_path: str | Path) -> Path:
     """Datalist ``{"training" or "test": [{"image": file}]}`` of a verified natural-image set."""
-    section = "training" if manifest["name"] == "train400" else "test"
+    section = "training" if manifest["name"] in TRAINING_SETS else "test"
     entries = [{"image": f["path"]} for f in manifest["files"]]
     metadata = {
         "name": manifest["name"],
@@ -264,7 +265,8 @@ def prepare(
 ) -> tuple[ScanReport | ImageSetReport, Path]:
     """Scan/verify ``root`` for ``dataset_name`` and write its datalist; returns ``(report, datalist_path)``.
 
-    ``dataset_name``: "mayo2016", "tcia_ldct", or an image set ("bsd68", "set12", "kodak24", "train400").
+    ``dataset_name``: "mayo2016", "tcia_ldct", or an image set (``IMAGE_SETS``: "bsd68", "set12", "kodak24",
+    "train400", "cbsd68", "cbsd432").
     ``out`` is the datalist file, or a folder (then ``<out>/<dataset>[_<split>].json``). Missing parts of a
     copy do not stop the datalist (``format_report(report)`` names them) unless the split cannot be formed;
     an image set with missing or modified files raises ``InputError``. Extra ``kwargs`` go to the writer.
