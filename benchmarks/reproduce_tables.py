@@ -5,22 +5,31 @@
   ``--shared-data``/mayo2016_mapnn_ima. Methods: the input, BM3D (sigma tuned on the cache's *training*
   pairs, never on test slices, and reported), RED-CNN (``--redcnn``, supervised on the same simulated pairs,
   ``ldct_invrep.baselines.train_redcnn``) and LIR (``--lir-ct``, default the shipped weights).
-* **Table 1**: BSD68 gray, AWGN sigma 25 / 35 / 50, given a natural_awgn checkpoint (``--natural-awgn``).
-* **Table 2**: Kodak24 (converted to gray), Poisson noise, given a natural_poisson checkpoint.
-* **Table 4**: ablations at sigma 25 on BSD68, given checkpoints ``--ablation a=FILE`` ... ``d=FILE``
+* **Table 1**: CBSD68 (colour BSD68), AWGN sigma 25 / 35 / 50, colour BM3D, given a natural_awgn checkpoint
+  (``--natural-awgn``).
+* **Table 2**: Kodak24 (colour), Poisson noise as scikit-image makes it on the 8-bit values, ANSC (Anscombe +
+  colour BM3D), given a natural_poisson checkpoint (``--natural-poisson``).
+* **Table 4**: ablations at sigma 25 on CBSD68, given checkpoints ``--ablation a=FILE`` ... ``d=FILE``
   (a: no noise encoder, b: no representation discriminator, c: no background consistency, d: full).
+
+``--channels 1`` runs Tables 1, 2 and 4 in grey instead (BSD68, Kodak24 as rounded BT.601 luma, grey BM3D).
+The noisy natural images come from ``ldct_invrep.data.noisy_sets`` with ``--seed`` (default 0), the generator
+the natural bundles' evaluation uses: a checkpoint scores the same here as in ``configs/evaluate.json`` with
+the same seed.
 
 Each section shows the paper's numbers, ours, and what each model trained on and for how long (read from
 the checkpoint headers). A section whose checkpoint is absent says so and shows no numbers of ours; nothing
-is filled in. Per-image CSVs, per-section Markdown and figures go to ``--details`` (default docs/results/).
+is filled in. With ``--tables`` naming some tables and ``--overwrite``, the other tables' sections of the
+existing ``--out`` are kept as they are. Per-image CSVs, per-section Markdown and figures go to
+``--details`` (default docs/results/).
 
     .venv/bin/python benchmarks/reproduce_tables.py --cache cache/ct_cache.npz --shared-data ../shared/data \\
         [--lir-ct FILE] [--redcnn FILE] [--natural-awgn FILE] [--natural-poisson FILE] \\
         [--ablation a=FILE --ablation b=FILE ...] [--bm3d-sigma-hu 100] [--threads 2] [--overwrite]
 
-Runtime on 2 CPU cores: BM3D takes ~15 s per 512 x 512 slice, so Table 1 with BM3D on BSD68 (68 images x 3
-levels) alone is ~30 min; ``--no-natural-bm3d`` skips BM3D on the natural images, ``--max-images N`` and
-``--crop N`` make quick (not comparable) runs for testing.
+Runtime on 2 CPU cores: BM3D takes ~15 s per 512 x 512 grey slice and colour BM3D about twice as long, so
+Table 1 with BM3D on CBSD68 (68 images x 3 levels) alone is about an hour; ``--no-natural-bm3d`` skips BM3D
+on the natural images, ``--max-images N`` and ``--crop N`` make quick (not comparable) runs for testing.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -86,6 +96,7 @@ ABLATION_NAMES = {
     "c": "(c) without background consistency (BCM)",
     "d": "(d) full model",
 }
+TABLE_ORDER = ("3", "1", "2", "4")  # the order of the sections in docs/results.md
 TABLE3_ROWS = {"input": "LDCT (input)", "bm3d": "BM3D", "redcnn": "RED-CNN (supervised)", "lir": "LIR (paper)"}
 
 
@@ -140,11 +151,11 @@ def training_text(path: Path, header: dict[str, Any]) -> str:
     bits.append(f"trained on {data}" if data else "training data not recorded")
     bits.append(f"{header['iterations']} iterations" if header.get("iterations") is not None else "iterations not recorded")
     training = header.get("training") if isinstance(header.get("training"), dict) else {}
-    for key, label in (("batch", "batch"), ("patch_size", "patches"), ("seconds", "seconds")):
+    for key, label in (("batch", "batch"), ("patch_size", "patches"), ("seconds", "seconds"), ("cpu_hours", "CPU hours")):
         value = header.get(key, training.get(key))
         if value is not None:
             bits.append(f"{label} {value}")
-    for key in ("ablation", "noise", "sigma_range", "dose_fraction", "resample_spacings_mm", "cross_cycle_weight"):
+    for key in ("channels", "ablation", "noise", "sigma_range", "semantic_weight", "dose_fraction", "resample_spacings_mm", "cross_cycle_weight"):
         if header.get(key) is not None:
             bits.append(f"{key} {header[key]}")
     if header.get("selected_by"):
@@ -295,21 +306,19 @@ def window_note(results: dict[str, EvaluationResult]) -> str:
 
 
 # ---------------------------------------------------------------------------------------- natural images
-def load_images(folder: Path, args: argparse.Namespace) -> dict[str, np.ndarray]:
-    from ldct_invrep.data.natural import list_images, load_gray_image
-
-    paths = list_images(folder)
-    if args.max_images:
-        paths = paths[: args.max_images]
-    images = {p.name: load_gray_image(p) for p in paths}
-    if args.crop:
-        images = {k: centre_crop(v, args.crop) for k, v in images.items()}
-    return images
+def natural_folder(args: argparse.Namespace, table: str) -> tuple[Path, str]:
+    """(folder, label) of a natural-image test set: colour or grey (``--channels``)."""
+    colour = args.channels == 3
+    if table == "kodak":
+        return args.shared_data / "kodak24", ("Kodak24 (colour)" if colour else "Kodak24 as grey (rounded BT.601 luma)")
+    return (args.shared_data / "cbsd68", "CBSD68 (colour BSD68)") if colour else (args.shared_data / "bsd68", "BSD68 (grey)")
 
 
-def centre_crop(a: np.ndarray, size: int) -> np.ndarray:
-    r, c = max(0, (a.shape[0] - size) // 2), max(0, (a.shape[1] - size) // 2)
-    return a[r : r + size, c : c + size]
+def test_set(args: argparse.Namespace, folder: Path, noise: str, sigma: float | None):
+    """The seeded noisy test set (``data.noisy_sets``), as the bundles' evaluation makes it."""
+    from ldct_invrep.data.noisy_sets import noisy_test_set
+
+    return noisy_test_set(folder, noise, sigma, args.seed, channels=args.channels, max_images=args.max_images, crop=args.crop)
 
 
 def natural_row(label: str, s: dict[str, dict[str, float]], paper: tuple[float, float, float, float] | None) -> str:
@@ -339,67 +348,75 @@ def natural_prelude(args: argparse.Namespace, name: str, ckpt: Path | None, data
 
 
 def table1(args: argparse.Namespace, say: Callable[[str], None]) -> str:
-    out = ["## Table 1: AWGN on BSD68 (gray)", ""]
+    folder, label = natural_folder(args, "bsd68")
+    out = [f"## Table 1: AWGN on {label}", ""]
     paper = ["Paper (trained on Pascal VOC 2007 with sigma drawn in [5, 50]; PSNR / SSIM mean ± std):", "",
              "| method | sigma 25 | sigma 35 | sigma 50 |", "|---|---:|---:|---:|"]
     for m, rows in PAPER_TABLE1.items():
         paper.append(f"| {m} | " + " | ".join(f"{fmt(r[0], r[1], 2)} / {fmt(r[2], r[3], 3)}" for r in rows.values()) + " |")
     out += paper + [""]
-    ckpt, folder = args.natural_awgn, args.shared_data / "bsd68"
-    lines, ready = natural_prelude(args, "natural_awgn", ckpt, "BSD68", folder)
+    ckpt = args.natural_awgn
+    lines, ready = natural_prelude(args, "natural_awgn", ckpt, label, folder)
     out += lines
     if not ready:
         return "\n".join(out)
-    images = load_images(folder, args)
     names = ["input"] + ([] if args.no_natural_bm3d else ["bm3d"]) + ["lir"]
     for sigma in (25, 35, 50):
+        images = test_set(args, folder, "awgn", sigma)
         say(f"Table 1: sigma {sigma}, {len(images)} images, {names}")
         methods = build_natural_methods(names, "awgn", sigma, ckpt)
-        result = evaluate_natural(images, "awgn", sigma, seed=sigma, methods=methods, out_dir=args.details / f"table1_sigma{sigma}",
-                                  figure=True, title=f"Table 1, BSD68, AWGN sigma {sigma}", overwrite=args.overwrite, progress=say)
+        result = evaluate_natural(images, "awgn", sigma, seed=args.seed, methods=methods, out_dir=args.details / f"table1_sigma{sigma}",
+                                  figure=True, title=f"Table 1, {label}, AWGN sigma {sigma}", overwrite=args.overwrite, progress=say)
         out += [f"### sigma = {sigma} ({len(images)} images; {result.notes[0]})", ""] + NATURAL_HEADER
         for m in result.methods:
             paper_key = {"bm3d": "BM3D", "lir": "LIR (paper)"}.get(m)
             out.append(natural_row(m, result.summary(m), PAPER_TABLE1[paper_key][sigma] if paper_key else None))
         out.append("")
-    out += ["Images in [0, 1] with data range 1: the same PSNR as 0-255 images with peak 255 (the paper's "
-            "convention); SSIM: Gaussian 11x11, sigma 1.5 (MONAI). Noisy images clipped to [0, 1] like our training "
-            "transform. The paper's BM3D row (30.18 dB at sigma 25) is well above BM3D's usual BSD68 figure "
-            "(about 28.6 dB in the DnCNN paper), so its evaluation protocol probably differs from this one.", ""]
+    out += [f"{result.notes[1]} SSIM: Gaussian 11x11, sigma 1.5 (MONAI), mean over the channels. "
+            + ("BM3D is colour BM3D (the bm3d package's bm3d_rgb) given the true sigma. The paper's BM3D row (30.18 dB at "
+               "sigma 25) is close to colour BM3D on CBSD68 (about 30.7 dB in the DnCNN paper) and far above grey BM3D on "
+               "BSD68 (about 28.6 dB): its tables are colour." if args.channels == 3 else
+               "Grey run (--channels 1): the paper's tables are colour, so its numbers are not comparable with these."), ""]
     return "\n".join(out)
 
 
 def table2(args: argparse.Namespace, say: Callable[[str], None]) -> str:
-    out = ["## Table 2: Poisson noise on Kodak24", "", "Paper (PSNR / SSIM mean ± std):", "",
+    folder, label = natural_folder(args, "kodak")
+    out = [f"## Table 2: Poisson noise on {label}", "", "Paper (PSNR / SSIM mean ± std):", "",
            "| method | PSNR / SSIM |", "|---|---:|"]
     out += [f"| {m} | {fmt(r[0], r[1], 2)} / {fmt(r[2], r[3], 3)} |" for m, r in PAPER_TABLE2.items()] + [""]
-    ckpt, folder = args.natural_poisson, args.shared_data / "kodak24"
-    lines, ready = natural_prelude(args, "natural_poisson", ckpt, "Kodak24", folder)
+    ckpt = args.natural_poisson
+    lines, ready = natural_prelude(args, "natural_poisson", ckpt, label, folder)
     out += lines
     if not ready:
         return "\n".join(out)
-    images = load_images(folder, args)
+    images = test_set(args, folder, "poisson", None)
     names = ["input"] + ([] if args.no_natural_bm3d else ["anscombe_bm3d"]) + ["lir"]
     say(f"Table 2: {len(images)} images, {names}")
-    result = evaluate_natural(images, "poisson", None, seed=2, methods=build_natural_methods(names, "poisson", None, ckpt),
-                              out_dir=args.details / "table2_poisson", figure=True, title="Table 2, Kodak24 gray, Poisson",
+    result = evaluate_natural(images, "poisson", None, seed=args.seed, methods=names, lir_weights=ckpt,
+                              out_dir=args.details / "table2_poisson", figure=True, title=f"Table 2, {label}, Poisson",
                               overwrite=args.overwrite, progress=say)
-    out += [f"### Kodak24 converted to gray (ITU-R BT.601), {len(images)} images; {result.notes[0]}", ""] + NATURAL_HEADER
+    out += [f"### {label}, {len(images)} images; {result.notes[0]}", ""] + NATURAL_HEADER
     for m in result.methods:
         paper_key = {"anscombe_bm3d": "ANSC (Anscombe + BM3D)", "lir": "LIR (paper)"}.get(m)
         out.append(natural_row(m, result.summary(m), PAPER_TABLE2[paper_key] if paper_key else None))
-    out += ["", "scikit-image's Poisson noise scales by 2^ceil(log2(number of unique values)): float gray images "
-            "converted from RGB have many unique values, hence weak noise; the paper's images may have been colour "
-            "or 8-bit gray, which changes the noise level.", ""]
+    peaks = sorted({t.peak for t in images})
+    inp = result.summary("input")["psnr"]
+    out += ["", f"The paper's protocol: scikit-image's random_noise(mode='poisson') on the images as loaded, 8-bit values k/255; "
+            f"it scales by 2^ceil(log2(number of unique values)), here a peak of {'/'.join(f'{p:g}' for p in peaks)} "
+            f"(Poisson counts with mean peak x intensity, divided by the peak), which puts the input at {inp['mean']:.2f} ± {inp['std']:.2f} dB: "
+            "strong noise, the range where the paper's ANSC (30.68 dB) and LIR (32.37 dB) rows make sense. "
+            "(Applied to float grey conversions, with thousands of unique values, the same call adds almost no noise.)", ""]
     return "\n".join(out)
 
 
 def table4(args: argparse.Namespace, say: Callable[[str], None]) -> str:
-    out = ["## Table 4: ablations, AWGN sigma 25 on BSD68", "", "| variant | paper PSNR / SSIM | ours PSNR | ours SSIM | trained |",
+    folder, label = natural_folder(args, "bsd68")
+    out = [f"## Table 4: ablations, AWGN sigma 25 on {label}", "", "| variant | paper PSNR / SSIM | ours PSNR | ours SSIM | trained |",
            "|---|---:|---:|---:|---|"]
     given = dict(args.ablation or [])
-    folder = args.shared_data / "bsd68"
-    images = load_images(folder, args) if given and folder.is_dir() else None
+    images = test_set(args, folder, "awgn", 25) if given and folder.is_dir() else None
+    inputs = None
     for key, name in ABLATION_NAMES.items():
         paper = PAPER_TABLE4[key]
         paper_text = f"{fmt(paper[0], paper[1], 2)} / {fmt(paper[2], paper[3], 3)}"
@@ -408,16 +425,19 @@ def table4(args: argparse.Namespace, say: Callable[[str], None]) -> str:
             out.append(f"| {name} | {paper_text} | - | - | no checkpoint{'' if ckpt is None else ' (' + shown(ckpt) + ' not found)'} |")
             continue
         if images is None:
-            out.append(f"| {name} | {paper_text} | - | - | BSD68 not found |")
+            out.append(f"| {name} | {paper_text} | - | - | {label} not found |")
             continue
         say(f"Table 4 {key}: {len(images)} images")
-        result = evaluate_natural(images, "awgn", 25, seed=25, methods=build_natural_methods(["lir"], "awgn", 25, ckpt),
+        result = evaluate_natural(images, "awgn", 25, seed=args.seed, methods=build_natural_methods(["input", "lir"], "awgn", 25, ckpt),
                                   out_dir=args.details / f"table4_{key}", title=f"Table 4 {name}", overwrite=args.overwrite,
                                   progress=say)
-        s = result.summary("lir")
+        s, inputs = result.summary("lir"), result.summary("input")
         out.append(f"| {name} | {paper_text} | {fmt(s['psnr']['mean'], s['psnr']['std'], 2)} | "
                    f"{fmt(s['ssim']['mean'], s['ssim']['std'], 3)} | {training_text(ckpt, header_of(ckpt, 'lir'))} |")
     out.append("")
+    if inputs is not None:
+        out += [f"The noisy input scores {fmt(inputs['psnr']['mean'], inputs['psnr']['std'], 2)} dB / "
+                f"{fmt(inputs['ssim']['mean'], inputs['ssim']['std'], 3)} ({len(images)} images, seed {args.seed}).", ""]
     if given:
         out += subset_note(args)
     return "\n".join(out)
@@ -437,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "results.md")
     p.add_argument("--details", type=Path, default=None, help="per-section outputs (default: OUT's folder / results)")
-    p.add_argument("--shared-data", type=Path, default=DEFAULT_SHARED, help="holds mayo2016_mapnn_ima, bsd68, kodak24")
+    p.add_argument("--shared-data", type=Path, default=DEFAULT_SHARED, help="holds mayo2016_mapnn_ima, cbsd68, bsd68, kodak24")
     p.add_argument("--cache", type=Path, default=None, help="CT training cache .npz (held-out test pairs, BM3D tuning)")
     p.add_argument("--lir-ct", type=Path, default=default_weights_path(), help="LIR CT checkpoint [shipped weights]")
     p.add_argument("--redcnn", type=Path, default=None, help="RED-CNN checkpoint (baselines.train_redcnn)")
@@ -449,13 +469,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bm3d-tune-slices", type=int, default=4)
     p.add_argument("--bm3d-tune-crop", type=int, default=256)
     p.add_argument("--no-natural-bm3d", action="store_true", help="skip BM3D / ANSC on natural images (slow)")
-    p.add_argument("--tables", nargs="+", default=["3", "1", "2", "4"], choices=["1", "2", "3", "4"])
+    p.add_argument("--tables", nargs="+", default=list(TABLE_ORDER), choices=["1", "2", "3", "4"],
+                   help="tables to run; with --overwrite the others are kept from the existing --out")
+    p.add_argument("--channels", type=int, default=3, choices=[1, 3], help="natural-image tables in colour (3) or grey (1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noisy natural test sets (the bundles' evaluation default: 0)")
     p.add_argument("--max-images", type=int, default=None, help="quick runs only: first N images / slices")
     p.add_argument("--crop", type=int, default=None, help="quick runs only: centre crops of natural images")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true")
     return p
+
+
+def kept_sections(path: Path, keep: Sequence[str]) -> dict[str, str]:
+    """``{table: section text}`` of the tables ``keep`` in an existing results document (each section runs from
+    its ``## Table N`` heading to the next ``## `` heading or the closing ``_Generated`` line)."""
+    if not path.is_file():
+        return {}
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"## Table (\d)\b", line)
+        if m or line.startswith("## ") or line.startswith("_Generated by"):
+            current = found.setdefault(m.group(1), []) if m and m.group(1) in keep else None
+        if current is not None:
+            current.append(line)
+    return {k: "\n".join(v).rstrip() + "\n" for k, v in found.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -470,17 +509,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     say = (lambda m: None) if args.quiet else (lambda m: print(f"[{time.perf_counter() - t0:7.1f} s] {m}", flush=True))
     sections = {"3": table3, "1": table1, "2": table2, "4": table4}
+    command = f"python benchmarks/reproduce_tables.py {command_text(argv if argv is not None else sys.argv[1:])}"
+    kept = kept_sections(args.out, [k for k in TABLE_ORDER if k not in args.tables])
     parts = [
         "# LIR (CVPR 2020) tables reproduced with ldct-invrep", "",
         "Du, Chen and Yang, *Learning Invariant Representation for Unsupervised Image Restoration*, CVPR 2020. Each "
         "section puts the paper's numbers next to ours and says what our models trained on and for how long "
         "(from the checkpoint headers). Sections without a checkpoint show no numbers of ours. The paper trained "
-        "on a GPU for far more iterations; ours train on 2 CPU cores, so read the gaps with that in mind.", "",
-        f"Command: `python benchmarks/reproduce_tables.py {command_text(argv if argv is not None else sys.argv[1:])}`", "",
+        "on a GPU for far more iterations; ours train on 2 CPU cores, so read the gaps with that in mind. Each "
+        "section ends with the command that wrote it.", "",
+        f"Command: `{command}`" + (f" (tables {', '.join(sorted(kept))} kept from the previous document)" if kept else ""), "",
     ]
-    for key in args.tables:
-        parts.append(sections[key](args, say))
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    for key in TABLE_ORDER:
+        if key in args.tables:
+            parts.append(sections[key](args, say) + f"_Table {key} written by `{command}` on {now}._\n")
+        elif key in kept:
+            parts.append(kept[key])
     parts.append(f"_Generated by ldct-invrep {__version__} on {now} in {time.perf_counter() - t0:.0f} s; "
                  f"{platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}, {torch.get_num_threads()} thread(s)._\n")
     from ldct_invrep.io import atomic_output_file

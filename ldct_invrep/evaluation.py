@@ -5,8 +5,9 @@ SSIM over a test set, here with RMSE and the seconds each method took, every fig
   (``ldct_invrep.metrics``: both images clipped to the window, data range = its width), default the abdomen
   window [-160, 240] HU (data range 400, the RED-CNN convention of Table 3's neighbours) and the full
   network range [-1024, 3072] HU (data range 4096).
-* Natural images (:func:`evaluate_natural`, Tables 1, 2, 4): gray images in [0, 1] with synthetic AWGN or
-  Poisson noise, metrics with data range 1.
+* Natural images (:func:`evaluate_natural`, Tables 1, 2, 4): colour or grey images in [0, 1] with seeded
+  AWGN or Poisson noise (``data.noisy_sets``, the bundles' generator), metrics with data range 1
+  (``natural_metrics``, the bundles' computation).
 
 Outputs in ``out_dir`` (each file written atomically through ``ldct_invrep.io.atomic``):
 ``results.csv`` (one row per image x method x window), ``results.md`` (mean ± std per window, what each
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ldct_invrep import __version__
+from ldct_invrep.data.noisy_sets import NoisyImage
 from ldct_invrep.errors import InputError
 from ldct_invrep.metrics import (
     SSIM_SIGMA,
@@ -53,13 +55,13 @@ __all__ = [
     "EvaluationResult",
     "Method",
     "ResultRow",
-    "anscombe_bm3d",
     "build_methods",
     "build_natural_methods",
     "evaluate_methods",
     "evaluate_natural",
     "load_pairs_from_cache",
     "load_pairs_from_datalist",
+    "natural_restorer_fn",
     "tune_bm3d_sigma",
 ]
 
@@ -402,15 +404,15 @@ def _provenance() -> str:
 
 
 # --------------------------------------------------------------------------------------------- core loop
-def _check_pair(pair: Any, index: int) -> Pair:
+def _check_pair(pair: Any, index: int, ndims: tuple[int, ...] = (2,)) -> Pair:
     try:
         name, noisy, clean = pair
     except (TypeError, ValueError):
         raise InputError(f"pairs[{index}]: expected (name, noisy, clean)") from None
     noisy = np.asarray(noisy, dtype=np.float32)
     clean = np.asarray(clean, dtype=np.float32)
-    if noisy.ndim != 2 or noisy.shape != clean.shape:
-        raise InputError(f"{name}: expected two 2D images of one shape, got {noisy.shape} and {clean.shape}")
+    if noisy.ndim not in ndims or noisy.shape != clean.shape:
+        raise InputError(f"{name}: expected two {' or '.join(f'{n}D' for n in ndims)} images of one shape, got {noisy.shape} and {clean.shape}")
     return str(name), noisy, clean
 
 
@@ -422,14 +424,17 @@ def _run(
     figure_index: int | None,
     progress: Callable[[str], None] | None,
     ssim_intensity: str = "hu",
+    score: Callable[[np.ndarray, np.ndarray, Window], SliceMetrics] | None = None,
+    ndims: tuple[int, ...] = (2,),
 ) -> tuple[list[ResultRow], list[str], dict[str, np.ndarray] | None]:
-    """Run every method on every pair; metrics in every window. Keeps only the figure pair's images."""
+    """Run every method on every pair; metrics in every window (``score``, default ``metrics.compute_metrics``
+    of a 2D slice; ``ndims``: the image dimensions accepted). Keeps only the figure pair's images."""
     say = progress or (lambda msg: None)
     rows: list[ResultRow] = []
     images: list[str] = []
     shown: dict[str, np.ndarray] | None = None
     for i, pair in enumerate(pairs):
-        name, noisy, clean = _check_pair(pair, i)
+        name, noisy, clean = _check_pair(pair, i, ndims)
         if name in images:
             name = f"{name}#{i}"
         images.append(name)
@@ -442,7 +447,7 @@ def _run(
                 raise InputError(f"{name}: method {method!r} returned shape {out.shape}, expected {clean.shape}")
             outputs[method] = out
             for win in windows:
-                m = compute_metrics(out, clean, win, ssim_intensity=ssim_intensity)[0]
+                m = score(out, clean, win) if score else compute_metrics(out, clean, win, ssim_intensity=ssim_intensity)[0]
                 rows.append(ResultRow(name, method, win.name, win.lo, win.hi, m.psnr, m.ssim, m.rmse_hu, seconds))
             say(f"{name}: {method} {seconds:.2f} s, PSNR {rows[-len(windows)].psnr:.2f} dB ({windows[0].name})")
         if figure_index is not None and i == figure_index:
@@ -567,80 +572,62 @@ def evaluate_methods(
 
 
 # --------------------------------------------------------------------------------------------- natural images
-def anscombe_bm3d(noisy: np.ndarray, peak: float | None = None) -> np.ndarray:
-    """Poisson denoising "ANSC" (Mäkitalo & Foi 2011, paper Table 2): Anscombe transform, BM3D with sigma 1,
-    exact unbiased inverse (its closed-form approximation).
-
-    ``noisy`` is ``counts / peak`` in [0, 1] (scikit-image's ``random_noise(mode="poisson")`` with
-    ``peak = 2 ** ceil(log2(unique values))``). ``peak=None`` infers it as the smallest power of two that
-    makes every ``noisy * peak`` an integer (exact for that generator, up to 2**24).
-    """
-    from ldct_invrep.baselines.bm3d import _import_bm3d
-
-    bm3d = _import_bm3d()
-    x = np.asarray(noisy, dtype=np.float64)
-    if peak is None:
-        peak = _infer_poisson_peak(x)
-    counts = x * peak
-    a = 2.0 * np.sqrt(counts + 3.0 / 8.0)
-    lo, hi = float(a.min()), float(a.max())
-    scale = max(hi - lo, 1e-6)
-    d = np.asarray(bm3d.bm3d((a - lo) / scale, sigma_psd=1.0 / scale)) * scale + lo
-    d = np.maximum(d, 0.8)  # the inverse's approximation is for D >~ 0.8 (its minimum is ~0 there)
-    inv = 0.25 * d**2 + 0.25 * np.sqrt(1.5) / d - 11.0 / 8.0 / d**2 + 5.0 / 8.0 * np.sqrt(1.5) / d**3 - 1.0 / 8.0
-    return np.clip(inv / peak, 0.0, 1.0).astype(np.float32)
-
-
-def _infer_poisson_peak(x: np.ndarray) -> float:
-    for k in range(25):
-        scaled = x * 2.0**k
-        if np.allclose(scaled, np.round(scaled), atol=1e-4):
-            return 2.0**k
-    raise InputError("anscombe_bm3d: cannot infer the Poisson peak (values are not counts / 2**k); give peak")
-
-
-def _natural_lir(weights: str | Path) -> Method:
+def natural_restorer_fn(restorer: Any) -> ImageFn:
+    """A Restorer (E_X then G_Y) as a ``[0, 1] image -> [0, 1] image`` function on ``(H, W)`` or ``(C, H, W)``
+    images: the same conversions as the bundles (``data.natural.to_net`` in, ``from_net`` out, unrounded;
+    :func:`evaluate_natural` rounds every method's output to 8 bits when asked)."""
     import torch
 
-    from ldct_invrep.engine.checkpoint import load_restorer
-
-    restorer, header = load_restorer(weights)
+    from ldct_invrep.data.natural import from_net, to_net
 
     @torch.inference_mode()
     def denoise(image: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 2.0 - 1.0)[None, None]
-        return ((restorer(x)[0, 0].float().numpy() + 1.0) / 2.0).clip(0.0, 1.0).astype(np.float32)
+        a = np.asarray(image, dtype=np.float32)
+        x = torch.from_numpy(to_net(np.clip(a, 0.0, 1.0)).reshape((1, -1) + a.shape[-2:]))
+        return from_net(restorer(x), quantize=False)[0].numpy().reshape(a.shape)
 
+    return denoise
+
+
+def _natural_lir(weights: str | Path) -> Method:
+    from ldct_invrep.engine.checkpoint import load_restorer
+
+    restorer, header = load_restorer(weights)
     text = f"LIR (ours, unsupervised): E_X then G_Y on [0, 1] -> [-1, 1], {Path(weights).name}: {_checkpoint_text(header)}"
-    return Method(denoise, text, {"checkpoint": str(weights), "header": header})
+    return Method(natural_restorer_fn(restorer.eval()), text, {"checkpoint": str(weights), "header": header})
 
 
 def build_natural_methods(
-    names: Iterable[str], noise: str = "awgn", sigma: float | None = None, lir_weights: str | Path | None = None
+    names: Iterable[str],
+    noise: str = "awgn",
+    sigma: float | None = None,
+    lir_weights: str | Path | None = None,
+    poisson_peak: float | None = None,
 ) -> dict[str, Method]:
-    """[0, 1] -> [0, 1] methods: ``"input"``, ``"bm3d"`` (AWGN: the true sigma / 255; Poisson: sigma
-    estimated by skimage), ``"anscombe_bm3d"`` (Poisson, paper's ANSC), ``"lir"`` (a natural-image checkpoint)."""
-    from ldct_invrep.baselines.bm3d import _import_bm3d
+    """[0, 1] -> [0, 1] methods on grey ``(H, W)``/``(1, H, W)`` or colour ``(3, H, W)`` images: ``"input"``,
+    ``"bm3d"`` (BM3D, colour BM3D on RGB; AWGN: the true sigma / 255; Poisson: sigma estimated),
+    ``"anscombe_bm3d"`` (Poisson, the paper's ANSC, with scikit-image's scale ``poisson_peak``; ``None``
+    infers it from unrounded noisy values) and ``"lir"`` (a natural-image checkpoint)."""
+    from ldct_invrep.baselines.bm3d_natural import anscombe_bm3d, bm3d_natural
 
     methods: dict[str, Method] = {}
     for name in names:
         if name == "input":
             methods[name] = Method(lambda x: np.array(x, dtype=np.float32), "the noisy input itself")
         elif name == "bm3d":
-            bm3d = _import_bm3d()
             if noise == "awgn" and sigma is not None:
                 s = float(sigma) / 255.0
-                methods[name] = Method(lambda x, s=s, b=bm3d: np.clip(b.bm3d(x, sigma_psd=s), 0, 1).astype(np.float32),
-                                       f"BM3D (bm3d package) with the true sigma {sigma:g}/255", {"sigma_255": sigma})
+                methods[name] = Method(lambda x, s=s: bm3d_natural(x, s),
+                                       f"BM3D (bm3d package; colour BM3D, bm3d_rgb, on RGB images) with the true sigma {sigma:g}/255",
+                                       {"sigma_255": sigma})
             else:
-                from skimage.restoration import estimate_sigma
-
-                methods[name] = Method(
-                    lambda x, b=bm3d: np.clip(b.bm3d(x, sigma_psd=float(estimate_sigma(x))), 0, 1).astype(np.float32),
-                    "BM3D (bm3d package), sigma estimated per image (skimage wavelet MAD)",
-                )
+                methods[name] = Method(lambda x: bm3d_natural(x, None),
+                                       "BM3D (bm3d package; colour BM3D on RGB), sigma estimated per image (skimage wavelet MAD)")
         elif name in ("anscombe_bm3d", "ansc"):
-            methods[name] = Method(anscombe_bm3d, "ANSC: Anscombe transform + BM3D + exact unbiased inverse (Mäkitalo & Foi 2011)")
+            peak_text = f"peak {poisson_peak:g}" if poisson_peak else "peak inferred from the values"
+            methods[name] = Method(lambda x, p=poisson_peak: anscombe_bm3d(x, p),
+                                   f"ANSC: Anscombe transform + BM3D (colour BM3D on RGB) + exact unbiased inverse (Mäkitalo & Foi 2011), {peak_text}",
+                                   {"peak": poisson_peak})
         elif name == "lir":
             if lir_weights is None:
                 raise InputError("lir: needs a natural-image checkpoint (lir_weights)")
@@ -650,24 +637,8 @@ def build_natural_methods(
     return methods
 
 
-def add_natural_noise(clean: np.ndarray, noise: str, sigma: float | None, seed: int, index: int, clip: bool) -> np.ndarray:
-    """AWGN of ``sigma`` on the 0-255 scale (``clean + sigma/255 * N(0, 1)``) or scikit-image-identical
-    Poisson noise; seeded per image by ``(seed, index)``, so every method sees the same noisy image."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
-    if noise == "awgn":
-        if sigma is None or not sigma >= 0:
-            raise InputError(f"sigma {sigma!r}: AWGN needs a sigma >= 0 on the 0-255 scale")
-        out = clean + (float(sigma) / 255.0) * rng.standard_normal(clean.shape)
-        return (np.clip(out, 0.0, 1.0) if clip else out).astype(np.float32)
-    if noise == "poisson":
-        from ldct_invrep.transforms.noise import add_poisson_noise
-
-        return add_poisson_noise(clean.astype(np.float64), rng, clip=True).astype(np.float32)
-    raise InputError(f"noise {noise!r}: expected 'awgn' or 'poisson'")
-
-
 def evaluate_natural(
-    images: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+    images: Sequence[np.ndarray] | Mapping[str, np.ndarray] | Sequence[NoisyImage],
     noise: str = "awgn",
     sigma: float | None = 25.0,
     seed: int = 0,
@@ -675,7 +646,7 @@ def evaluate_natural(
     out_dir: str | Path | None = None,
     *,
     clip: bool = True,
-    quantize: bool = False,
+    quantize: bool = True,
     lir_weights: str | Path | None = None,
     figure: bool = False,
     title: str | None = None,
@@ -683,42 +654,52 @@ def evaluate_natural(
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> EvaluationResult:
-    """Synthetic noise on clean gray images in [0, 1], then every method; PSNR/SSIM/RMSE with data range 1.
+    """Every method on a seeded noisy natural-image test set; PSNR/SSIM/RMSE with data range 1.
 
-    The paper (Tables 1, 2, 4) works on 0-255 uint8 images: PSNR on [0, 1] with data range 1 is the same
-    number as on [0, 255] with 255, and SSIM's constants scale with the data range, so the conventions agree
-    up to quantisation. ``quantize`` rounds noisy inputs and outputs to multiples of 1/255 (as saving uint8
-    images would). ``clip`` clips AWGN images to [0, 1] (our training transform ``AddBlindGaussianNoised``
-    does; DnCNN-style tables do not). ``methods``: callables, or names for :func:`build_natural_methods`.
+    ``images``: clean images in [0, 1] (``(H, W)`` grey or ``(C, H, W)``; a mapping name -> image, or a
+    sequence), noised here by ``data.noisy_sets.noisy_test_set`` (``noise``, ``sigma``, ``seed``, ``clip``,
+    ``quantize``), the generator the bundles use; or a ready ``noisy_test_set`` (then those arguments only
+    label the report). Metrics: ``natural_metrics.natural_image_metrics``, the bundles' numbers. The paper
+    (Tables 1, 2, 4) scores 0-255 uint8 images: PSNR on [0, 1] with data range 1 is the same number as on
+    [0, 255] with 255. ``quantize`` rounds the noisy inputs and every method's output to 8-bit levels.
+    ``methods``: callables, or names for :func:`build_natural_methods` (ANSC then gets the set's peak).
     """
-    if noise not in ("awgn", "poisson"):
+    from ldct_invrep.data.natural import quantize8
+    from ldct_invrep.data.noisy_sets import NOISES, noisy_test_set
+    from ldct_invrep.natural_metrics import natural_image_metrics
+
+    if noise not in NOISES:
         raise InputError(f"noise {noise!r}: expected 'awgn' or 'poisson'")
-    named = images.items() if isinstance(images, Mapping) else ((f"image{i:03d}", im) for i, im in enumerate(images))
+    listed = list(images.items()) if isinstance(images, Mapping) else list(images)
+    if listed and all(isinstance(i, NoisyImage) for i in listed):
+        test_set = listed
+    else:
+        named = listed if isinstance(images, Mapping) else [(f"image{i:03d}", im) for i, im in enumerate(listed)]
+        test_set = noisy_test_set(named, noise, sigma, seed, clip=clip, quantize=quantize)
     if not isinstance(methods, Mapping):
-        methods = build_natural_methods(methods, noise, sigma, lir_weights)
+        peaks = {t.peak for t in test_set}
+        methods = build_natural_methods(methods, noise, sigma, lir_weights, peaks.pop() if len(peaks) == 1 else None)
     if not methods:
         raise InputError("methods: none given")
-    q = (lambda a: np.round(a * 255.0) / 255.0) if quantize else (lambda a: a)
-
-    def pairs() -> Iterator[Pair]:
-        for i, (name, clean) in enumerate(named):
-            clean = np.asarray(clean, dtype=np.float32)
-            if clean.ndim != 2 or clean.min() < 0 or clean.max() > 1:
-                raise InputError(f"{name}: expected a 2D gray image in [0, 1], got shape {clean.shape}")
-            yield name, q(add_natural_noise(clean, noise, sigma, seed, i, clip)).astype(np.float32), clean
-
+    q = quantize8 if quantize else (lambda a: np.asarray(a, dtype=np.float32))
+    pairs = ((t.name, t.noisy, t.clean) for t in test_set)
     fns = {k: (lambda x, f=f: q(np.asarray(f(x), dtype=np.float32))) for k, f in methods.items()}
     names = [FILES["csv"], FILES["markdown"]] + ([FILES["figure"]] if figure else [])
     out = _prepare_out_dir(out_dir, names, overwrite)
-    rows, image_names, shown = _run(pairs(), fns, [UNIT_WINDOW], "[0, 1]", 0 if (figure and out) else None, progress)
-    level = f"sigma {sigma:g} (0-255 scale)" if noise == "awgn" else "scikit-image random_noise(mode='poisson')"
+    rows, image_names, shown = _run(pairs, fns, [UNIT_WINDOW], "[0, 1]", 0 if (figure and out) else None, progress,
+                                    score=lambda o, c, w: natural_image_metrics(o, c), ndims=(2, 3))
+    level = f"sigma {sigma:g} (0-255 scale)" if noise == "awgn" else "scikit-image random_noise(mode='poisson') on the 8-bit values"
+    channels = test_set[0].clean.shape[0] if test_set[0].clean.ndim == 3 else 1
+    peaks = sorted({t.peak for t in test_set if t.peak is not None})
     result = EvaluationResult(
         rows, {m: describe(m, fn) for m, fn in methods.items()}, [UNIT_WINDOW], image_names, "[0, 1]",
         title or f"{'AWGN' if noise == 'awgn' else 'Poisson'} noise, {level}", data_description,
         [
-            f"noise: {noise}, {level}, seed {seed} (per image: SeedSequence([seed, index]))"
+            f"noise: {noise}, {level}, seed {seed} (image i: SeedSequence([seed, i]), data.noisy_sets)"
+            + (f", peak {'/'.join(f'{p:g}' for p in peaks)}" if peaks else "")
             + (f", {'clipped' if clip else 'not clipped'} to [0, 1]" if noise == "awgn" else ""),
-            "images in [0, 1], data range 1: the same PSNR as 0-255 images with peak 255 (the paper's convention); "
+            f"{'colour (RGB)' if channels == 3 else 'grey'} images in [0, 1], data range 1: the same PSNR as 0-255 images "
+            "with peak 255 (the paper's convention); "
             + ("noisy inputs and outputs rounded to 1/255 steps (uint8)." if quantize else "no rounding to uint8."),
         ],
     )
@@ -735,12 +716,13 @@ def evaluate_natural(
 
 
 def _natural_figure(images: Mapping[str, np.ndarray], name: str) -> Any:
-    """Top row: each image ([0, 1] gray); bottom row: a centred zoom (one fifth of the size)."""
+    """Top row: each image ([0, 1], grey or RGB); bottom row: a centred zoom (one fifth of the size)."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
+    images = {k: (np.moveaxis(v, 0, -1) if v.ndim == 3 and v.shape[0] == 3 else v.reshape(v.shape[-2:])) for k, v in images.items()}
     first = next(iter(images.values()))
-    r, c, h, w = _auto_roi(first, None)
+    r, c, h, w = _auto_roi(first[..., 0] if first.ndim == 3 else first, None)
     fig = Figure(figsize=(2.6 * len(images), 5.6), layout="constrained")
     axes = fig.subplots(2, len(images), squeeze=False)
     for j, (label, img) in enumerate(images.items()):
@@ -752,5 +734,5 @@ def _natural_figure(images: Mapping[str, np.ndarray], name: str) -> Any:
         for ax in axes[:, j]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"{name}: gray [0, 1] (0 black, 1 white)", fontsize=9)
+    fig.suptitle(f"{name}: [0, 1] (0 black, 1 white)", fontsize=9)
     return fig

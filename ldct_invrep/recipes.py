@@ -20,6 +20,7 @@ import torch
 from monai.handlers import from_engine
 from torch import Tensor, nn
 
+from ldct_invrep.data.natural import IMAGE_SUFFIXES
 from ldct_invrep.errors import InputError
 
 __all__ = [
@@ -66,16 +67,6 @@ def _noise_transform(noise: str, sigma_range: Sequence[float], seed: int):
     return t.set_random_state(seed=int(seed))
 
 
-def _quantize8(img: np.ndarray) -> np.ndarray:
-    """[0, 1] float -> the nearest of the 256 levels of an 8-bit image (still float32 in [0, 1])."""
-    return (np.round(np.clip(img, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
-
-
-def _to_net(img01: np.ndarray) -> np.ndarray:
-    """Natural image [0, 1] -> network range [-1, 1] (contracts.md)."""
-    return (2.0 * np.asarray(img01, dtype=np.float32) - 1.0).astype(np.float32)
-
-
 def _image_paths(folder: str | os.PathLike, suffixes: Sequence[str]) -> list[Path]:
     from ldct_invrep.data.natural import list_images
 
@@ -91,25 +82,28 @@ def natural_unpaired_images(
     noise: str = "awgn",
     seed: int = 0,
     sigma_range: Sequence[float] = (5.0, 50.0),
-    suffixes: Sequence[str] = (".png",),
+    suffixes: Sequence[str] = IMAGE_SUFFIXES,
     quantize: bool = True,
+    channels: int = 3,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The unpaired training domains of paper section 4.2, in network range: ``(noisy X, clean Y)``.
+    """The unpaired training domains of paper section 4.2, in network range: ``(noisy X, clean Y)``, each a
+    list of ``channels x H x W`` arrays (3: colour, 1: grey; ``data.natural.load_image_8bit``).
 
-    The gray images of ``folder`` are split into two disjoint halves (``data.split_unpaired``); each image
-    of the first half is corrupted once, with its own draw (AWGN with sigma uniform in ``sigma_range`` on
-    the 0-255 scale, or scikit-image style Poisson noise), seeded by ``seed``; the second half stays clean.
-    ``quantize`` rounds the corrupted images to 8-bit levels, as the official code saved them as PNGs.
+    The images of ``folder`` are split into two disjoint halves (``data.split_unpaired``); each image of the
+    first half is corrupted once, with its own draw (AWGN with sigma uniform in ``sigma_range`` on the 0-255
+    scale, or scikit-image's Poisson noise on the 8-bit values), seeded by ``seed``; the second half stays
+    clean. ``quantize`` rounds the corrupted images to 8-bit levels, as the official code saved them as PNGs.
     """
-    from ldct_invrep.data import load_gray_image, split_unpaired
+    from ldct_invrep.data import load_image_8bit, split_unpaired
+    from ldct_invrep.data.natural import quantize8, to_net
 
     x_paths, y_paths = split_unpaired(_image_paths(folder, suffixes), seed=seed)
     corrupt = _noise_transform(noise, sigma_range, seed)
     noisy = []
     for p in x_paths:
-        img = corrupt({"image": load_gray_image(p)})["image"]
-        noisy.append(_to_net(_quantize8(img) if quantize else np.clip(img, 0.0, 1.0)))
-    clean = [_to_net(load_gray_image(p)) for p in y_paths]
+        img = corrupt({"image": load_image_8bit(p, channels)})["image"]
+        noisy.append(to_net(quantize8(img) if quantize else np.clip(img, 0.0, 1.0)))
+    clean = [to_net(load_image_8bit(p, channels)) for p in y_paths]
     return noisy, clean
 
 
@@ -118,44 +112,40 @@ def natural_test_items(
     noise: str = "awgn",
     sigma: float | None = 25.0,
     seed: int = 0,
-    suffixes: Sequence[str] = (".png",),
     quantize: bool = True,
+    channels: int = 3,
+    max_images: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Seeded noisy/clean test pairs ``{"noisy": 1xHxW, "clean": 1xHxW, "name": file}`` in network range.
+    """Seeded noisy/clean test pairs ``{"noisy": CxHxW, "clean": CxHxW, "name": file}`` in network range for
+    the bundles' validation and evaluation: ``data.noisy_sets.noisy_test_set`` (the generator
+    ``docs/results.md`` uses too) of the first ``max_images`` images of ``folder``, mapped with ``to_net``.
 
     ``noise="awgn"`` adds white Gaussian noise of a fixed ``sigma`` (0-255 scale; BSD68 at 25, 35, 50,
-    paper Table 1); ``"poisson"`` adds Poisson noise (Kodak, Table 2). RGB files (Kodak) are converted to
-    gray with the BT.601 weights. The noisy image is clipped to [0, 1] and, with ``quantize``, rounded to
-    8-bit levels (an 8-bit noisy image, as the official data preparation wrote it). Same seed, same noise.
+    paper Table 1); ``"poisson"`` scikit-image's Poisson noise on the 8-bit values (Kodak, Table 2).
+    ``channels``: 3 colour, 1 grey. Same seed, same noisy images.
     """
-    from ldct_invrep.data import load_gray_image
+    from ldct_invrep.data.natural import to_net
+    from ldct_invrep.data.noisy_sets import noisy_test_set
 
-    sigma_range = (float(sigma), float(sigma)) if sigma is not None else (0.0, 0.0)
-    corrupt = _noise_transform(noise, sigma_range, seed)
-    items = []
-    for p in _image_paths(folder, suffixes):
-        clean = load_gray_image(p)
-        noisy = np.clip(corrupt({"image": clean})["image"], 0.0, 1.0)
-        noisy = _quantize8(noisy) if quantize else noisy.astype(np.float32)
-        items.append(
-            {"noisy": torch.from_numpy(_to_net(noisy)[None]), "clean": torch.from_numpy(_to_net(clean)[None]), "name": p.name}
-        )
-    return items
+    test_set = noisy_test_set(folder, noise, sigma, seed, channels=channels, quantize=quantize, max_images=max_images)
+    return [
+        {"noisy": torch.from_numpy(to_net(t.noisy)), "clean": torch.from_numpy(to_net(t.clean)), "name": t.name}
+        for t in test_set
+    ]
 
 
 def natural_output(quantize: bool = True) -> Callable[[Any], tuple[Tensor, Tensor]]:
     """``output_transform`` for ``monai.handlers`` metrics on natural images: engine output (``pred``,
-    ``label`` in network range) -> (prediction, reference) in [0, 1], prediction clipped and, with
-    ``quantize``, rounded to 8-bit levels (the paper evaluates saved 8-bit images). PSNR with
-    ``max_val=1`` then equals PSNR on [0, 255] with peak 255; SSIM uses ``data_range=1``."""
+    ``label`` in network range) -> (prediction, reference) in [0, 1] (``data.natural.from_net``: prediction
+    clipped and, with ``quantize``, rounded to 8-bit levels; the paper evaluates saved 8-bit images). PSNR
+    with ``max_val=1`` then equals PSNR on [0, 255] with peak 255; SSIM uses ``data_range=1``."""
+    from ldct_invrep.data.natural import from_net
+
     get = from_engine(["pred", "label"])
 
     def transform(output: Any) -> tuple[Tensor, Tensor]:
         pred, label = get(output)
-        pred = ((pred.float() + 1.0) / 2.0).clamp(0.0, 1.0)
-        if quantize:
-            pred = torch.round(pred * 255.0) / 255.0
-        return pred, ((label.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+        return from_net(pred, quantize), from_net(label, quantize=False)
 
     return transform
 
@@ -466,13 +456,16 @@ def denoise_image_folder(
     input_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
     device: str | torch.device = "cpu",
-    suffixes: Sequence[str] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"),
+    suffixes: Sequence[str] = IMAGE_SUFFIXES,
+    channels: int = 3,
 ) -> list[str]:
-    """Denoise every image of ``input_dir`` (converted to gray) and write 8-bit gray PNGs of the same stem to
-    ``output_dir``. Returns the written files."""
+    """Denoise every image of ``input_dir`` (loaded as ``channels`` 8-bit channels: 3 colour, 1 grey,
+    ``data.natural.load_image_8bit``) and write 8-bit PNGs (RGB or grey) of the same stem to ``output_dir``.
+    Returns the written files."""
     from PIL import Image
 
-    from ldct_invrep.data import load_gray_image
+    from ldct_invrep.data import load_image_8bit
+    from ldct_invrep.data.natural import from_net, to_net
 
     if input_dir is None:
         raise InputError("inference: no input folder; pass --input_dir (a folder of images)")
@@ -482,10 +475,11 @@ def denoise_image_folder(
     written = []
     with torch.inference_mode():
         for p in _image_paths(input_dir, suffixes):
-            x = torch.from_numpy(_to_net(load_gray_image(p)))[None, None].to(device)
-            y = ((net(x)[0, 0].float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
+            x = torch.from_numpy(to_net(load_image_8bit(p, channels)))[None].to(device)
+            y = from_net(net(x)[0].cpu(), quantize=True).numpy()
+            pixels = np.round(y * 255.0).astype(np.uint8)
             target = out / f"{p.stem}.png"
-            Image.fromarray(np.round(y * 255.0).astype(np.uint8)).save(target)
+            Image.fromarray(np.moveaxis(pixels, 0, -1) if channels == 3 else pixels[0]).save(target)
             written.append(str(target))
     return written
 

@@ -107,17 +107,20 @@ def write_pngs(folder: Path, n: int, shape: tuple[int, ...], seed: int = 0) -> P
 
 
 def natural_dirs(root: Path) -> Path:
+    """The natural bundles' folders: colour (cbsd432 training, cbsd68, kodak24) and grey (train400, bsd68, set12)."""
     write_pngs(root / "train400", 8, (72, 72))
+    write_pngs(root / "cbsd432", 8, (72, 72, 3), seed=4)
     write_pngs(root / "set12", 2, (41, 50), seed=1)
     write_pngs(root / "bsd68", 2, (37, 45), seed=2)
+    write_pngs(root / "cbsd68", 2, (37, 45, 3), seed=2)
     write_pngs(root / "kodak24", 2, (40, 44, 3), seed=3)
     return root
 
 
 def link_subset(src: Path, dst: Path, n: int) -> None:
-    """Symlinks to the first ``n`` PNGs of a real image set (real files, few of them)."""
+    """Symlinks to the first ``n`` PNG or JPEG images of a real image set (real files, few of them)."""
     dst.mkdir(parents=True, exist_ok=True)
-    for p in sorted(src.glob("*.png"))[:n]:
+    for p in sorted(q for q in src.iterdir() if q.suffix.lower() in (".png", ".jpg"))[:n]:
         (dst / p.name).symlink_to(p)
 
 
@@ -173,7 +176,8 @@ def test_bundle_layout_and_metadata(bundle: str) -> None:
         assert not [k for k in TENSOR_KEYS if k not in spec]
         assert spec["format"] == ("hounsfield" if ct else "magnitude")
         assert spec["modality"] == ("CT" if ct else "natural image")
-        assert spec["num_channels"] == 1 and spec["spatial_shape"] == ["4*n", "4*n"] and spec["dtype"] == "float32"
+        assert spec["num_channels"] == (1 if ct else 3) and len(spec["channel_def"]) == spec["num_channels"]
+        assert spec["spatial_shape"] == ["4*n", "4*n"] and spec["dtype"] == "float32"
         assert spec["value_range"] == [-1, 1] and spec["is_patch_data"] is False
     readme = (root / "docs" / "README.md").read_text()
     for needle in ("torchrun --standalone --nnodes=1 --nproc_per_node", "--node_rank", "--rdzv_endpoint", "ckpt_export"):
@@ -226,6 +230,7 @@ def test_natural_awgn_train_evaluate_inference_generated(awgn_run: tuple[Path, P
     root, data = awgn_run
     header = assert_trained(root, "natural_awgn")
     assert header["noise"] == "awgn" and header["sigma_range"] == [5, 50]
+    assert header["channels"] == 3 and header["config"]["in_channels"] == 3 and header["training_data"].startswith("cbsd432 (colour)")
     assert list((root / "logs").glob("events.out.tfevents.*"))
     run_bundle("natural_awgn", "evaluate.json", root, dataset_dir=str(data), **ARCH)
     sets = sorted(p.name for p in (root / "eval").iterdir() if p.is_dir())
@@ -236,11 +241,25 @@ def test_natural_awgn_train_evaluate_inference_generated(awgn_run: tuple[Path, P
         assert set(m) == {"psnr_0_255", "ssim_0_1"} and 0 < m["psnr_0_255"] < 100 and -1 <= m["ssim_0_1"] <= 1
         raw = (root / "eval" / s / "psnr_0_255_raw.csv").read_text().splitlines()
         assert raw[1].startswith("img000.png") and len(raw) == 3
-    run_bundle("natural_awgn", "inference.json", root, input_dir=str(data / "set12"), output_dir=str(tmp_path / "out"), **ARCH)
+    run_bundle("natural_awgn", "inference.json", root, input_dir=str(data / "kodak24"), output_dir=str(tmp_path / "out"), **ARCH)
     outs = sorted((tmp_path / "out").glob("*.png"))
     assert [p.name for p in outs] == ["img000.png", "img001.png"]
     with Image.open(outs[1]) as im:
-        assert im.mode == "L" and im.size == (50, 41)
+        assert im.mode == "RGB" and im.size == (44, 40)
+
+
+def test_natural_awgn_grey_option(tmp_path: Path) -> None:
+    """``--channels 1``: grey Train400 training, a 1-channel network, grey BSD68/Set12 evaluation, grey PNGs out."""
+    data = natural_dirs(tmp_path / "data")
+    root = tmp_path / "bundle"
+    run_bundle("natural_awgn", "train.json", root, dataset_dir=str(data), channels=1, **TINY_TRAIN)
+    header = assert_trained(root, "natural_awgn")
+    assert header["channels"] == 1 and header["config"]["in_channels"] == 1 and header["training_data"].startswith("train400 (grey)")
+    run_bundle("natural_awgn", "evaluate.json", root, dataset_dir=str(data), channels=1, **ARCH)
+    assert 0 < read_metrics(root / "eval" / "bsd68_sigma25")["psnr_0_255"] < 100
+    run_bundle("natural_awgn", "inference.json", root, input_dir=str(data / "kodak24"), output_dir=str(tmp_path / "out"), channels=1, **ARCH)
+    with Image.open(tmp_path / "out" / "img000.png") as im:
+        assert im.mode == "L" and im.size == (44, 40)
 
 
 def test_resume_continues_from_checkpoint(awgn_run: tuple[Path, Path], tmp_path: Path) -> None:
@@ -291,13 +310,13 @@ def test_ckpt_export_torchscript_trace_equals_eager(awgn_run: tuple[Path, Path],
         config_file=str(configs / "inference.json"),
         bundle_root=str(root),
         use_trace=True,
-        input_shape=[1, 1, 64, 64],
+        input_shape=[1, 3, 64, 64],
         **ARCH,
     )
     scripted = torch.jit.load(str(ts))
     eager, _ = load_restorer(root / "models" / "lir_restorer.pt")
     torch.manual_seed(0)
-    for shape in ((1, 1, 64, 64), (2, 1, 48, 80)):
+    for shape in ((1, 3, 64, 64), (2, 3, 48, 80)):
         x = torch.rand(shape) * 2 - 1
         with torch.no_grad():
             torch.testing.assert_close(scripted(x), eager(x), rtol=1e-5, atol=1e-5)
@@ -327,10 +346,12 @@ def test_verify_net_in_out(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_natural_awgn_real_images(tmp_path: Path) -> None:
+    """Colour: CBSD432 JPEGs for training, Kodak24 validation, CBSD68 and Set12 (grey, repeated) evaluation."""
     data = tmp_path / "data"
-    link_subset(shared_path("train400"), data / "train400", 20)
-    link_subset(shared_path("set12"), data / "set12", 2)
-    link_subset(shared_path("bsd68"), data / "bsd68", 1)
+    link_subset(shared_path("cbsd432"), data / "cbsd432", 8)
+    link_subset(shared_path("kodak24"), data / "kodak24", 1)
+    link_subset(shared_path("set12"), data / "set12", 1)
+    link_subset(shared_path("cbsd68"), data / "cbsd68", 1)
     root = tmp_path / "bundle"
     run_bundle("natural_awgn", "train.json", root, dataset_dir=str(data), **TINY_TRAIN)
     assert_trained(root, "natural_awgn")
@@ -355,7 +376,8 @@ def test_natural_poisson_generated(tmp_path: Path) -> None:
 @pytest.mark.shared_data
 def test_natural_poisson_real_kodak(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    link_subset(shared_path("train400"), data / "train400", 20)
+    link_subset(shared_path("cbsd432"), data / "cbsd432", 8)
+    link_subset(shared_path("cbsd68"), data / "cbsd68", 1)
     link_subset(shared_path("kodak24"), data / "kodak24", 2)
     root = tmp_path / "bundle"
     run_bundle("natural_poisson", "train.json", root, dataset_dir=str(data), val_num_images=1, **TINY_TRAIN)

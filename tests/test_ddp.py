@@ -74,7 +74,7 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path: Path) -> None
         "--bundle_root", str(tmp_path / "bundle"), "--dataset_dir", str(data),
         "--train#trainer#max_epochs", "1", "--epoch_length", "2", "--batch_size", "2",
         "--preset", "lite", "--base_channels", "8", "--n_res", "1", "--semantic_weight", "0",
-        "--threads", "1", "--log_interval", "1",
+        "--threads", "1", "--log_interval", "1", "--channels", "1",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=400, env=env, cwd=REPO_ROOT)

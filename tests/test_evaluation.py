@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from ldct_invrep.baselines.bm3d_natural import anscombe_bm3d, infer_poisson_peak
+from ldct_invrep.data.noisy_sets import poisson_peak
 from ldct_invrep.errors import InputError
 from ldct_invrep.evaluation import (
     EvaluationResult,
-    _infer_poisson_peak,
-    anscombe_bm3d,
     build_methods,
     build_natural_methods,
     evaluate_methods,
@@ -214,7 +214,7 @@ def test_pairs_from_cache_and_paired_training_slices(tmp_path) -> None:
 def test_evaluate_natural_awgn_follows_the_0_255_convention(tmp_path) -> None:
     rng = np.random.default_rng(1)
     images = [np.clip(gaussian_filter(rng.uniform(0.2, 0.8, (64, 64)), 3), 0, 1) for _ in range(2)]
-    result = evaluate_natural(images, "awgn", 25, seed=3, methods=["input"], clip=False, out_dir=tmp_path, figure=True)
+    result = evaluate_natural(images, "awgn", 25, seed=3, methods=["input"], clip=False, quantize=False, out_dir=tmp_path, figure=True)
     # PSNR of the unclipped noisy input: 20 log10(255 / 25) = 20.17 dB (data range 1 on [0, 1])
     assert result.summary("input")["psnr"]["mean"] == pytest.approx(20 * math.log10(255 / 25), abs=0.3)
     md = (tmp_path / "results.md").read_text()
@@ -222,7 +222,7 @@ def test_evaluate_natural_awgn_follows_the_0_255_convention(tmp_path) -> None:
     assert (tmp_path / "figure.png").read_bytes()[:8] == PNG_MAGIC
     with open(tmp_path / "results.csv", newline="") as f:
         assert "rmse" in next(csv.DictReader(f))
-    again = evaluate_natural(images, "awgn", 25, seed=3, methods=["input"], clip=False)
+    again = evaluate_natural(images, "awgn", 25, seed=3, methods=["input"], clip=False, quantize=False)
     assert [r.psnr for r in again.rows] == [r.psnr for r in result.rows]  # seeded
 
 
@@ -237,9 +237,37 @@ def test_evaluate_natural_poisson_with_anscombe_bm3d() -> None:
         build_natural_methods(["lir"], "poisson")
 
 
+def _colour_images(n: int, size: int = 64) -> list[np.ndarray]:
+    """Smooth 8-bit colour images (3, size, size), values k / 255."""
+    rng = np.random.default_rng(7)
+    out = []
+    for _ in range(n):
+        base = gaussian_filter(rng.uniform(0, 1, (size, size)), 3) * 2.0 - 0.5
+        rgb = np.stack([base, 0.7 * base + 0.2, 1.0 - 0.8 * base])
+        out.append(np.round(np.clip(rgb, 0, 1) * 255) / 255)
+    return out
+
+
+def test_evaluate_natural_colour_bm3d_and_ansc(tmp_path) -> None:
+    """Colour (3, H, W) images: colour BM3D on AWGN and Anscombe + colour BM3D on 8-bit Poisson noise (the peak
+    of the test set passed on, the noisy images rounded to 8 bits) beat their input; colour figure written."""
+    pytest.importorskip("bm3d")
+    images = _colour_images(2)
+    awgn = evaluate_natural(images, "awgn", 25, seed=0, methods=["input", "bm3d"], out_dir=tmp_path, figure=True)
+    assert awgn.summary("bm3d")["psnr"]["mean"] > awgn.summary("input")["psnr"]["mean"] + 5
+    assert "colour (RGB)" in awgn.notes[1] and "bm3d_rgb" in awgn.methods["bm3d"]
+    assert (tmp_path / "figure.png").read_bytes()[:8] == PNG_MAGIC
+    poisson = evaluate_natural(images, "poisson", None, seed=0, methods=["input", "anscombe_bm3d"])
+    (peak,) = {poisson_peak(im) for im in images}  # scikit-image's scale, from the number of unique values
+    assert f"peak {peak:g}" in poisson.notes[0] and f"peak {peak:g}" in poisson.methods["anscombe_bm3d"]
+    assert poisson.summary("anscombe_bm3d")["psnr"]["mean"] > poisson.summary("input")["psnr"]["mean"] + 3
+
+
 def test_poisson_peak_is_inferred_from_the_counts() -> None:
     x = np.random.default_rng(0).poisson(50, (16, 16)) / 256.0
-    assert _infer_poisson_peak(np.clip(x, 0, 1)) == 256.0
+    assert infer_poisson_peak(np.clip(x, 0, 1)) == 256.0
+    with pytest.raises(InputError, match="give peak"):
+        infer_poisson_peak(np.round(np.clip(x, 0, 1) * 255) / 255 + 1e-3)
     out = anscombe_bm3d(np.clip(x, 0, 1)) if _has_bm3d() else None
     assert out is None or (out.shape == x.shape and abs(out.mean() - 50 / 256) < 0.02)
 

@@ -20,14 +20,14 @@ def _module():
     return module
 
 
-def _lir_checkpoint(path: Path, iterations: int, data: str) -> Path:
+def _lir_checkpoint(path: Path, iterations: int, data: str, in_channels: int = 1) -> Path:
     import torch
 
     from ldct_invrep.engine.checkpoint import save_restorer
     from ldct_invrep.networks import Restorer, get_config
 
     torch.manual_seed(iterations)
-    cfg = get_config("lite", base_channels=4, n_res=1, noise_channels=4)
+    cfg = get_config("lite", base_channels=4, n_res=1, noise_channels=4, in_channels=in_channels)
     return save_restorer(path, Restorer.from_config(cfg),
                          {"config": cfg, "preset": "tiny", "iterations": iterations, "training_data": data})
 
@@ -43,15 +43,15 @@ def test_tiny_run_puts_paper_and_ours_side_by_side(tmp_path) -> None:
     write_nifti(tmp_path / "vol.nii.gz", np.stack([body + 5 * k for k in range(12)]).astype(np.float32), np.eye(4))
     build_ct_training_cache([tmp_path / "vol.nii.gz"], tmp_path / "cache.npz", hold_out=0.25,
                             simulator=lambda hu, d, s, seed: hu + np.random.default_rng(seed).normal(0, 50, hu.shape))
-    # fake shared data: BSD68-like gray PNGs, no Kodak, no Mayo
+    # fake shared data: CBSD68-like colour PNGs, no Kodak, no Mayo
     shared = tmp_path / "shared"
-    (shared / "bsd68").mkdir(parents=True)
+    (shared / "cbsd68").mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(3):
-        Image.fromarray(rng.integers(60, 200, (40, 56), dtype=np.uint8)).save(shared / "bsd68" / f"test{i:03d}.png")
+        Image.fromarray(rng.integers(60, 200, (40, 56, 3), dtype=np.uint8)).save(shared / "cbsd68" / f"{100 + i}.png")
     lir = _lir_checkpoint(tmp_path / "lir_ct.pt", 11, "tiny cache")
-    awgn = _lir_checkpoint(tmp_path / "awgn.pt", 22, "Train400 patches")
-    ablation_b = _lir_checkpoint(tmp_path / "abl_b.pt", 33, "Train400, no D_R")
+    awgn = _lir_checkpoint(tmp_path / "awgn.pt", 22, "Train400 patches", in_channels=3)
+    ablation_b = _lir_checkpoint(tmp_path / "abl_b.pt", 33, "Train400, no D_R", in_channels=3)
     out = tmp_path / "docs" / "results.md"
     args = ["--out", str(out), "--shared-data", str(shared), "--cache", str(tmp_path / "cache.npz"),
             "--lir-ct", str(lir), "--natural-awgn", str(awgn), "--ablation", f"b={ablation_b}",
@@ -84,3 +84,10 @@ def test_tiny_run_puts_paper_and_ours_side_by_side(tmp_path) -> None:
 
     with pytest.raises(SystemExit, match="exists"):
         _module().main(args)
+
+    # rerunning only Table 4 keeps the other sections of the existing document as they were
+    table3 = doc[doc.index("## Table 3"):doc.index("## Table 1")]
+    assert _module().main(args[:-1] + ["--tables", "4", "--overwrite", "--quiet"]) == 0
+    again = out.read_text()
+    assert table3.strip() in again and "tables 1, 2, 3 kept from the previous document" in again
+    assert again.count("## Table 4") == 1 and again.index("## Table 3") < again.index("## Table 1") < again.index("## Table 4")
