@@ -70,7 +70,7 @@ ImageFn = Callable[[np.ndarray], np.ndarray]
 CT_METHODS = ("input", "bm3d", "lir", "redcnn")
 NATURAL_METHODS = ("input", "bm3d", "anscombe_bm3d", "lir")
 #: Window of the natural-image metrics: intensities in [0, 1], data range 1.
-UNIT_WINDOW = Window("gray", 0.0, 1.0)
+UNIT_WINDOW = Window("unit", 0.0, 1.0)
 #: Display windows of the CT figure: soft tissue (what the abdomen metrics see) and lung (noise in air/lung).
 DEFAULT_FIGURE_WINDOWS = ("abdomen", "lung")
 FILES = {"csv": "results.csv", "markdown": "results.md", "figure": "figure.png", "zoom": "figure_zoom.png"}
