@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Train the models behind docs/results.md on 2 CPU cores, at the budget stated there, into runs/:
+# Train quick models for docs/results.md on 2 CPU cores into runs/. The natural-image models of Tables 1, 2 and 4
+# now come from campaign/natural_colour.py (docs/natural_campaign.md: colour, equal ablation budgets); the
+# natural runs below are 400-iteration smoke runs of the same bundles (colour by default). This script trains
 # four natural_awgn LIR runs (full model and the three Table 4 ablations), one natural_poisson run (lite preset,
 # 400 iterations each, two at a time on one core each), and RED-CNN on the CT cache (2 000 iterations, 32 channels).
 # The CT LIR model is the shipped one (docs/shipped_weights.md). Then write the report:
