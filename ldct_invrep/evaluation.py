@@ -593,8 +593,16 @@ def _natural_lir(weights: str | Path) -> Method:
     from ldct_invrep.engine.checkpoint import load_restorer
 
     restorer, header = load_restorer(weights)
+    fn, channels = natural_restorer_fn(restorer.eval()), int(header.get("config", {}).get("in_channels", 1))
+
+    def denoise(image: np.ndarray) -> np.ndarray:
+        got = image.shape[0] if image.ndim == 3 else 1
+        if got != channels:
+            raise InputError(f"{weights}: the network takes {channels}-channel images, the test set has {got} (channels 1: grey, 3: colour)")
+        return fn(image)
+
     text = f"LIR (ours, unsupervised): E_X then G_Y on [0, 1] -> [-1, 1], {Path(weights).name}: {_checkpoint_text(header)}"
-    return Method(natural_restorer_fn(restorer.eval()), text, {"checkpoint": str(weights), "header": header})
+    return Method(denoise, text, {"checkpoint": str(weights), "header": header})
 
 
 def build_natural_methods(

@@ -263,6 +263,16 @@ def test_evaluate_natural_colour_bm3d_and_ansc(tmp_path) -> None:
     assert poisson.summary("anscombe_bm3d")["psnr"]["mean"] > poisson.summary("input")["psnr"]["mean"] + 3
 
 
+def test_lir_checkpoint_of_other_channel_count_is_named(tmp_path) -> None:
+    from ldct_invrep.engine.checkpoint import save_restorer
+    from ldct_invrep.networks import Restorer, get_config
+
+    cfg = get_config("lite", base_channels=4, n_res=1, noise_channels=4, in_channels=1)
+    ckpt = save_restorer(tmp_path / "grey.pt", Restorer.from_config(cfg), {"config": cfg})
+    with pytest.raises(InputError, match="grey.pt: the network takes 1-channel images, the test set has 3"):
+        evaluate_natural(_colour_images(1), "awgn", 25, methods=["lir"], lir_weights=ckpt)
+
+
 def test_poisson_peak_is_inferred_from_the_counts() -> None:
     x = np.random.default_rng(0).poisson(50, (16, 16)) / 256.0
     assert infer_poisson_peak(np.clip(x, 0, 1)) == 256.0
