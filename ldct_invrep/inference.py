@@ -57,7 +57,10 @@ class SliceDenoiser:
         self_ensemble: int = 1,
     ) -> None:
         self.device = torch.device(device)
-        self.restorer = restorer.to(self.device).eval()
+        # channels-last runs the small convolutions of the CPU presets about twice as fast in oneDNN
+        # (benchmarks/denoise_speed.py); on other devices the default layout is kept
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.restorer = restorer.to(self.device, memory_format=self.memory_format).eval()
         self.hu_range = (float(hu_range[0]), float(hu_range[1]))
         self.batch_size = int(batch_size)
         self.bf16 = bf16
@@ -86,7 +89,7 @@ class SliceDenoiser:
         hu = np.asarray(hu, dtype=np.float32)
         if hu.ndim != 3:
             raise ValueError(f"expected (n, H, W) HU slices, got shape {hu.shape}")
-        x = torch.from_numpy(hu_to_net(hu, self.hu_range))[:, None].to(self.device)
+        x = torch.from_numpy(hu_to_net(hu, self.hu_range))[:, None].to(self.device, memory_format=self.memory_format)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         with autocast:
             y = self.inferer(x, self.restorer)
