@@ -1,6 +1,6 @@
 """Inference speed of the Restorer (E_X -> G_Y) on 512 x 512 slices, against BM3D and the machine's ceiling.
 
-For the given checkpoint (default: the shipped weights ldct_invrep/weights/lir_ct_lite.pt, else a
+For the given checkpoint (default: the shipped weights ldct_invrep/weights/lir_ct.pt, else a
 random-weight ``lite`` Restorer) and the ``paper`` preset (random weights: speed does not depend on them):
 seconds per slice and slices per second in fp32 and bf16 autocast, batch 1 and 4, channels-last off and on,
 with the peak RSS during each configuration; the model's FLOPs (``torch.utils.flop_counter.FlopCounterMode``:

@@ -9,7 +9,7 @@ Panels are drawn with ``ldct_invrep.viz`` (window titles, ROI boxes, noise std).
     .venv/bin/python docs/make_readme_figure.py                      # the shipped weights
     .venv/bin/python docs/make_readme_figure.py --weights FILE.pt    # any other checkpoint
 
-The weights default to the shipped file (``ldct_invrep/weights/lir_ct_lite.pt``); without it the script
+The weights default to the shipped file (``ldct_invrep/weights/lir_ct.pt``); without it the script
 stops. A random-weight checkpoint is used only when passed explicitly with ``--weights`` (layout checks);
 the figure's title always names the checkpoint and what it was trained on, so such a picture shows it.
 About 10 s on 2 CPU cores.

@@ -22,7 +22,7 @@ from ldct_invrep.inferers import SelfEnsembleInferer
 from ldct_invrep.networks import Restorer
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, net_to_hu
 
-DEFAULT_WEIGHTS_NAME = "lir_ct_lite.pt"
+DEFAULT_WEIGHTS_NAME = "lir_ct.pt"
 
 
 def default_weights_path() -> Path:

@@ -2,7 +2,7 @@
 
 The run executes the notebook the way ``pytest --nbmake docs/notebooks/hu_window_comparison.ipynb`` does
 (nbclient, kernel ``python3``), plus one probe cell appended in memory that reports what the notebook
-computed. It needs the shipped weights (``ldct_invrep/weights/lir_ct_lite.pt``) and is skipped, saying so,
+computed. It needs the shipped weights (``ldct_invrep/weights/lir_ct.pt``) and is skipped, saying so,
 where they are absent. ``LDCT_INVREP_NOTEBOOK_WEIGHTS=FILE`` runs it with another checkpoint instead (e.g. a
 random-weight one made with ``ldct_invrep.engine.save_restorer``), for checks before the weights exist.
 """

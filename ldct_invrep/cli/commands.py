@@ -147,7 +147,7 @@ _output_arg = click.argument("output", metavar="OUTPUT", type=click.Path(path_ty
 @_output_arg
 @click.option(
     "--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Checkpoint written by ldct_invrep.engine.save_restorer. [default: the shipped weights, weights/lir_ct_lite.pt]",
+    help="Checkpoint written by ldct_invrep.engine.save_restorer. [default: the shipped weights, weights/lir_ct.pt]",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="auto: CUDA if available, else CPU.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch. [default: PyTorch's choice]")
