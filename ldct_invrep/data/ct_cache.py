@@ -386,12 +386,12 @@ class _SliceSimulator:
         self.calibrations: dict[str, Any] = {}
 
     def _levels(self, hu: np.ndarray, padding: np.ndarray, indices: list[int]) -> list[float | None]:
-        from ldct_invrep.transforms.lowdose import scan_noise_level
+        from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_levels
 
-        own = {k: scan_noise_level(hu[k], padding[k]) for k in sorted(set(indices))}
-        known = [v for v in own.values() if v is not None]
-        fallback = float(np.median(known)) if known else None
-        return [own[k] if own[k] is not None else fallback for k in indices]
+        slices = sorted(set(indices))
+        levels = series_noise_levels([scan_noise_level(hu[k], padding[k]) for k in slices])
+        own = dict(zip(slices, levels or [None] * len(slices)))
+        return [own[k] for k in indices]
 
     def __call__(
         self,

@@ -78,7 +78,7 @@ range); the output is not clipped (noise in air may go below -1024 HU; writers c
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,7 @@ __all__ = [
     "noise_level",
     "scan_noise_level",
     "self_calibrated_flux",
+    "series_noise_levels",
     "simulate_low_dose",
 ]
 
@@ -321,6 +322,16 @@ def scan_noise_level(hu: np.ndarray, padding: np.ndarray | None = None) -> float
     return noise_level(hu, mask)
 
 
+def series_noise_levels(measured: Sequence[float | None]) -> list[float] | None:
+    """Each slice's own noise level for ``calibration="self"``: its :func:`scan_noise_level`, or the series
+    median of the measured ones where a slice has too little flat soft tissue; None when no slice has any."""
+    known = [float(v) for v in measured if v is not None]
+    if not known:
+        return None
+    median = float(np.median(known))
+    return [median if v is None else float(v) for v in measured]
+
+
 def _noise_image(
     mu_px: np.ndarray,
     f: float,
@@ -494,6 +505,13 @@ class SimulateLowDosed(RandomizableTransform, MapTransform):
     draws a seed from ``self.R`` (``set_random_state``), so a pipeline is reproducible. Pixel spacing comes
     from ``data[pixel_spacing_key]`` if given, else ``pixel_spacing_mm``, else a MetaTensor's affine.
     Slow (about a second a 512x512 slice): cache the result, do not run it in a training loop.
+
+    ``calibration="self"`` (default): ``dose_fraction`` is a fraction of the image's own dose; each slice's
+    own noise is measured (:func:`scan_noise_level`), slices with too little flat soft tissue take the median
+    of the image's other slices (:func:`series_noise_levels`), and an image with none raises ``ValueError``
+    unless ``own_noise_level`` (HU, the :func:`noise_level` statistic) is given for all its slices.
+    ``calibration="mayo"``: the absolute Mayo flux (``incident_flux``, ``slice_thickness_mm`` in
+    ``simulation_kwargs``). Other ``simulation_kwargs`` go to :func:`simulate_low_dose` unchanged.
     """
 
     def __init__(
@@ -504,11 +522,17 @@ class SimulateLowDosed(RandomizableTransform, MapTransform):
         pixel_spacing_key: str | None = None,
         pixel_spacing_mm: float | None = None,
         allow_missing_keys: bool = False,
+        calibration: str = "self",
+        own_noise_level: float | None = None,
         **simulation_kwargs: Any,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob=1.0)
         self.dose_fraction = _check_dose_fraction(dose_fraction)
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+        self.calibration = calibration
+        self.own_noise_level = own_noise_level
         self.pixel_spacing_key = pixel_spacing_key
         self.pixel_spacing_mm = pixel_spacing_mm
         self.simulation_kwargs = simulation_kwargs
@@ -529,6 +553,20 @@ class SimulateLowDosed(RandomizableTransform, MapTransform):
             return _spacing_value(img.pixdim[:2], f"data[{key!r}].affine")
         raise ValueError(f"data[{key!r}]: no pixel spacing; pass pixel_spacing_key, pixel_spacing_mm or a MetaTensor")
 
+    def _own_levels(self, arr: np.ndarray, slices: list[tuple], key: Hashable) -> list[float | None]:
+        """The own noise level each slice is calibrated to (None with calibration "mayo")."""
+        if self.calibration != "self":
+            return [None] * len(slices)
+        if self.own_noise_level is not None:
+            return [float(self.own_noise_level)] * len(slices)
+        levels = series_noise_levels([scan_noise_level(arr[sl]) for sl in slices])
+        if levels is None:
+            raise ValueError(
+                f"data[{key!r}]: no slice has enough flat soft tissue to measure its own noise "
+                "(pass own_noise_level or calibration='mayo')"
+            )
+        return levels  # type: ignore[return-value]
+
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         self.randomize()
@@ -539,8 +577,12 @@ class SimulateLowDosed(RandomizableTransform, MapTransform):
             if arr.ndim not in (3, 4):
                 raise ValueError(f"data[{key!r}]: expected C x H x W or C x H x W x D, got shape {arr.shape}")
             out = np.empty_like(arr)
-            for index in np.ndindex(arr.shape[0], *arr.shape[3:]):
-                sl = (index[0], slice(None), slice(None), *index[1:])
-                out[sl] = simulate_low_dose(arr[sl], self.dose_fraction, spacing, rng, **self.simulation_kwargs)
+            slices = [(i[0], slice(None), slice(None), *i[1:]) for i in np.ndindex(arr.shape[0], *arr.shape[3:])]
+            levels = self._own_levels(arr, slices, key)
+            for sl, level in zip(slices, levels):
+                out[sl] = simulate_low_dose(
+                    arr[sl], self.dose_fraction, spacing, rng, calibration=self.calibration,
+                    own_noise_level=level, **self.simulation_kwargs,
+                )  # fmt: skip
             d[key] = convert_to_dst_type(out, d[key], dtype=np.float32)[0]
         return d
