@@ -42,7 +42,7 @@ from scipy import ndimage
 from ldct_invrep.data.ct_cache import PADDING_BELOW_HU
 from ldct_invrep.data.dev_pairs import read_dev_pairs
 from ldct_invrep.io import read_series
-from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_levels, simulate_low_dose
+from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_fallbacks, simulate_low_dose
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LDCT_INVREP_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -120,7 +120,7 @@ def check_scan(name: str, path: Path, seeds: int) -> tuple[bool, bool, float]:
     series = read_series(path)
     hu = series.hu.astype(np.float64)
     padding = hu < PADDING_BELOW_HU
-    levels = series_noise_levels([scan_noise_level(h, p) for h, p in zip(hu, padding)])
+    levels = series_noise_fallbacks([scan_noise_level(h, p) for h, p in zip(hu, padding)])
     spacing = float(np.mean(series.spacing[1:]))
     thickness = float(getattr(series.datasets[0], "SliceThickness", None) or series.spacing[0])
     vendor = str(series.datasets[0].get("Manufacturer", "?")).split()[0]

@@ -269,19 +269,19 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     return value
 
 
-def _own_noise_levels(vol: Volume, batch_size: int, where: str) -> tuple[list[float], int]:
-    """Each slice's own noise level (``scan_noise_level``; the series median for slices with too little flat
-    soft tissue) and how many slices were measured; one line naming ``where`` (exit 2) when none was."""
-    from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_levels
+def _own_noise_levels(vol: Volume, batch_size: int, where: str) -> tuple[list[float | None], list[float]]:
+    """Each slice's ``own_noise_level`` (None: measured in the slice; the series median for slices with too
+    little flat soft tissue) and the levels measured; one line naming ``where`` (exit 2) when none was."""
+    from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_fallbacks
 
     measured = [scan_noise_level(s) for _, hu in vol.batches(batch_size) for s in hu]
-    levels = series_noise_levels(measured)
+    levels = series_noise_fallbacks(measured)
     if levels is None:
         raise InputError(
             f"{where}: no slice has enough flat soft tissue to measure the scan's own noise "
             "(--calibration self); use --calibration mayo"
         )
-    return levels, sum(v is not None for v in measured)
+    return levels, [v for v in measured if v is not None]
 
 
 @cli.command("simulate-dose", short_help="Simulate a reduced-dose scan by projection-domain noise insertion.")
@@ -346,21 +346,21 @@ def simulate_dose(
 
     spacings = {id(vol): _in_plane_spacing_mm(vol) for vol in volumes}
     thickness = {id(vol): _slice_thickness_mm(vol) for vol in volumes}
-    levels: dict[int, list[float]] = {}
+    levels: dict[int, list[float | None]] = {}
     calibrated: dict[int, str] = {}
     for vol in volumes:
         if calibration == "self":
             where = f"{vol.path} (series {vol.series_uid})" if len(volumes) > 1 else str(vol.path)
-            own, n_measured = _own_noise_levels(vol, batch_size, where)
-            levels[id(vol)] = own
+            levels[id(vol)], own = _own_noise_levels(vol, batch_size, where)
+            n = len(levels[id(vol)])
             median = float(np.median(own))
             calibrated[id(vol)] = (
-                f"calibration self (flux set per slice so the simulated full dose has the slice's own noise level "
-                f"in flat soft tissue, 25th percentile of the 9x9 local std of the high-passed image: median "
-                f"{median:.2f} HU, range {min(own):.2f}-{max(own):.2f} HU, measured on {n_measured} of {len(own)} "
-                f"slices{', the others took the series median' if n_measured < len(own) else ''})"
+                f"calibration self (flux set per slice so the simulated full dose has the slice's own noise in flat "
+                f"soft tissue, 25th percentile of the 9x9 local std of the high-passed image: median {median:.2f} HU, "
+                f"range {min(own):.2f}-{max(own):.2f} HU, measured on {len(own)} of {n} slices"
+                f"{', the others took the series median' if len(own) < n else ''})"
             )
-            say(f"{where}: own noise level {median:.2f} HU (measured on {n_measured} of {len(own)} slices)", quiet)
+            say(f"{where}: own noise level {median:.2f} HU (measured on {len(own)} of {n} slices)", quiet)
         else:
             calibrated[id(vol)] = (
                 f"calibration mayo (absolute flux {DEFAULT_INCIDENT_FLUX:.3g} photons/mm/view for 1 mm slices, "

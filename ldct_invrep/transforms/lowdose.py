@@ -107,10 +107,12 @@ __all__ = [
     "flat_tissue_mask",
     "insertion_noise_variance",
     "line_integrals",
+    "local_noise_map",
+    "matched_noise_ratio",
     "noise_level",
     "scan_noise_level",
     "self_calibrated_flux",
-    "series_noise_levels",
+    "series_noise_fallbacks",
     "simulate_low_dose",
 ]
 
@@ -142,6 +144,8 @@ NOISE_PERCENTILE = 25.0
 NOISE_HIGH_PASS_SIGMA = 1.0
 #: A slice needs this many flat soft-tissue pixels to measure its own noise.
 MIN_FLAT_PIXELS = 2000
+#: Gaussian sigma (pixels, ~1 cm) smoothing the probe's local noise variance into the model's noise map.
+MODEL_MAP_SIGMA = 10.0
 
 
 def _check_dose_fraction(dose_fraction: float) -> float:
@@ -297,6 +301,35 @@ def flat_tissue_mask(hu: np.ndarray, window: int = NOISE_WINDOW, padding: np.nda
     return ndimage.binary_erosion(tissue, iterations=window // 2 + 1)
 
 
+def local_noise_map(image: np.ndarray, window: int = NOISE_WINDOW) -> np.ndarray:
+    """Standard deviation in ``window`` x ``window`` windows of the high-passed image (the image minus its
+    Gaussian smoothing of sigma ``NOISE_HIGH_PASS_SIGMA``), per pixel (HU)."""
+    img = np.asarray(image, dtype=np.float64)
+    img = img - ndimage.gaussian_filter(img, NOISE_HIGH_PASS_SIGMA)
+    mean = ndimage.uniform_filter(img, window)
+    sq = ndimage.uniform_filter(img * img, window)
+    return np.sqrt(np.maximum(sq - mean * mean, 0.0))
+
+
+def matched_noise_ratio(scan: np.ndarray, probe: np.ndarray, mask: np.ndarray) -> float:
+    """Noise of ``scan`` over noise of the model's ``probe``, compared place by place over ``mask``.
+
+    The model's noise varies across the body (highest at the centre: no bowtie filter, no tube-current
+    modulation), a scanner's much less, so the 25th percentiles of the two local-noise maps would sit at
+    different places (the model's near the skin) and the flux would come out too high for the body's
+    interior. Here both maps are divided by the model's expected local noise (the probe's local variance
+    smoothed over ``MODEL_MAP_SIGMA`` pixels) and the same statistic, the 25th percentile over ``mask``, is
+    read from both quotients: anatomy only raises the scan's, and the percentile's bias (noise fluctuates
+    from window to window) is the same in both and cancels.
+    """
+    m = np.asarray(mask, dtype=bool)
+    probe_map = local_noise_map(probe)
+    model = np.sqrt(ndimage.gaussian_filter(probe_map**2, MODEL_MAP_SIGMA)) + 1e-12
+    scan_q = np.percentile((local_noise_map(scan) / model)[m], NOISE_PERCENTILE)
+    probe_q = np.percentile((probe_map / model)[m], NOISE_PERCENTILE)
+    return float(scan_q / probe_q)
+
+
 def noise_level(image: np.ndarray, mask: np.ndarray, window: int = NOISE_WINDOW) -> float:
     """The noise statistic that dose-relative calibration matches: the 25th percentile, over ``mask``, of the
     standard deviation in ``window`` x ``window`` windows (HU).
@@ -305,11 +338,7 @@ def noise_level(image: np.ndarray, mask: np.ndarray, window: int = NOISE_WINDOW)
     statistic is biased low for correlated (FBP) noise, but :func:`simulate_low_dose` applies the same
     statistic to the scan and to the noise it inserts, so the bias cancels. NaN when the mask is empty.
     """
-    img = np.asarray(image, dtype=np.float64)
-    img = img - ndimage.gaussian_filter(img, NOISE_HIGH_PASS_SIGMA)
-    mean = ndimage.uniform_filter(img, window)
-    sq = ndimage.uniform_filter(img * img, window)
-    local = np.sqrt(np.maximum(sq - mean * mean, 0.0))[np.asarray(mask, dtype=bool)]
+    local = local_noise_map(image, window)[np.asarray(mask, dtype=bool)]
     return float(np.percentile(local, NOISE_PERCENTILE)) if local.size else float("nan")
 
 
@@ -322,14 +351,16 @@ def scan_noise_level(hu: np.ndarray, padding: np.ndarray | None = None) -> float
     return noise_level(hu, mask)
 
 
-def series_noise_levels(measured: Sequence[float | None]) -> list[float] | None:
-    """Each slice's own noise level for ``calibration="self"``: its :func:`scan_noise_level`, or the series
-    median of the measured ones where a slice has too little flat soft tissue; None when no slice has any."""
+def series_noise_fallbacks(measured: Sequence[float | None]) -> list[float | None] | None:
+    """What each slice of a series passes as ``own_noise_level`` with ``calibration="self"``, from its
+    :func:`scan_noise_level` values: None where the slice measured its own (:func:`simulate_low_dose` then
+    compares it with the model place by place), the series median of the measured levels where it had too
+    little flat soft tissue; None when no slice had any."""
     known = [float(v) for v in measured if v is not None]
     if not known:
         return None
     median = float(np.median(known))
-    return [median if v is None else float(v) for v in measured]
+    return [median if v is None else None for v in measured]
 
 
 def _noise_image(
@@ -400,13 +431,14 @@ def simulate_low_dose(
         pixel_spacing_mm: in-plane pixel size (square pixels).
         seed: int or ``numpy.random.Generator``; the same seed gives the same result.
         calibration: ``"self"`` (default): ``dose_fraction`` is a fraction of *this scan's own* dose. The flux
-            is set so that the model's full-dose noise equals the scan's own (:func:`noise_level` in flat soft
-            tissue, :func:`self_calibrated_flux`; a probe at a quarter of the views sets the scale), so at
-            f = 0.25 the total noise is about twice the original's. ``"mayo"``: the absolute flux calibrated
-            on the Mayo L506 pair (``incident_flux``, default :data:`DEFAULT_INCIDENT_FLUX`), right for that
-            scanner and protocol only.
-        own_noise_level: the scan's own :func:`noise_level` (e.g. the series median from
-            :func:`scan_noise_level`), for slices without enough flat soft tissue; default: measured here.
+            is set so that the model's full-dose noise equals the scan's own in flat soft tissue (a probe at a
+            quarter of the views sets the scale; :func:`matched_noise_ratio` compares the two place by place,
+            :func:`self_calibrated_flux`), so at f = 0.25 the total noise is about twice the original's.
+            ``"mayo"``: the absolute flux calibrated on the Mayo L506 pair (``incident_flux``, default
+            :data:`DEFAULT_INCIDENT_FLUX`), right for that scanner and protocol only.
+        own_noise_level: the scan's own :func:`noise_level`, for a slice without enough flat soft tissue to
+            measure it (the series median: :func:`series_noise_fallbacks`); it is then compared with the
+            model's :func:`noise_level`, not place by place. Default: measured in the slice.
         padding: boolean mask of pixels outside the field of view: treated as air in the projection and
             returned unchanged.
         slice_thickness_mm: reconstructed slice thickness. A bin collects photons over the pixel width times
@@ -461,23 +493,24 @@ def simulate_low_dose(
     common = (mu_water, filter_name, cutoff, variance_downsample)
     if calibration == "self":
         mask = flat_tissue_mask(img, padding=pad)
-        own = own_noise_level
-        if own is None:
-            if int(mask.sum()) < MIN_FLAT_PIXELS:
-                raise ValueError(
-                    "too little flat soft tissue in the slice to measure its own noise "
-                    "(give own_noise_level, e.g. the series median, or use calibration='mayo')"
-                )
-            own = noise_level(img, mask)
+        if own_noise_level is None and int(mask.sum()) < MIN_FLAT_PIXELS:
+            raise ValueError(
+                "too little flat soft tissue in the slice to measure its own noise "
+                "(give own_noise_level, e.g. the series median, or use calibration='mayo')"
+            )
         if int(mask.sum()) < MIN_FLAT_PIXELS:  # measure the probe where there is tissue at all
             mask = ndimage.binary_erosion(ndimage.binary_fill_holes(img > -500.0), iterations=10)
         probe_views = max(4 * (n_views // 16), 4)  # a quarter of the views at four times the flux: same dose
         probe = _noise_image(
             mu_px, f, pixel_spacing_mm, bin_area, flux * n_views / probe_views, electronic_noise_std,
             probe_views, *common, np.random.default_rng(rng.integers(2**63)),
-        )  # fmt: skip
-        probe_level = noise_level(probe[top : top + height, left : left + width], mask)
-        flux = self_calibrated_flux(float(own), probe_level, f, flux)
+        )[top : top + height, left : left + width]  # fmt: skip
+        probe_level = noise_level(probe, mask)
+        if own_noise_level is None:  # the slice's own noise, read where the model's is read
+            own = matched_noise_ratio(img, probe, mask) * probe_level
+        else:
+            own = float(own_noise_level)
+        flux = self_calibrated_flux(own, probe_level, f, flux)
     noise_hu = _noise_image(
         mu_px, f, pixel_spacing_mm, bin_area, flux, electronic_noise_std, n_views, *common, rng
     )[top : top + height, left : left + width]
@@ -507,9 +540,9 @@ class SimulateLowDosed(RandomizableTransform, MapTransform):
     Slow (about a second a 512x512 slice): cache the result, do not run it in a training loop.
 
     ``calibration="self"`` (default): ``dose_fraction`` is a fraction of the image's own dose; each slice's
-    own noise is measured (:func:`scan_noise_level`), slices with too little flat soft tissue take the median
-    of the image's other slices (:func:`series_noise_levels`), and an image with none raises ``ValueError``
-    unless ``own_noise_level`` (HU, the :func:`noise_level` statistic) is given for all its slices.
+    own noise is measured, slices with too little flat soft tissue take the median level of the image's
+    other slices (:func:`series_noise_fallbacks`), and an image with none raises ``ValueError`` unless
+    ``own_noise_level`` (HU, the :func:`noise_level` statistic) is given for all its slices.
     ``calibration="mayo"``: the absolute Mayo flux (``incident_flux``, ``slice_thickness_mm`` in
     ``simulation_kwargs``). Other ``simulation_kwargs`` go to :func:`simulate_low_dose` unchanged.
     """
@@ -559,13 +592,13 @@ class SimulateLowDosed(RandomizableTransform, MapTransform):
             return [None] * len(slices)
         if self.own_noise_level is not None:
             return [float(self.own_noise_level)] * len(slices)
-        levels = series_noise_levels([scan_noise_level(arr[sl]) for sl in slices])
+        levels = series_noise_fallbacks([scan_noise_level(arr[sl]) for sl in slices])
         if levels is None:
             raise ValueError(
                 f"data[{key!r}]: no slice has enough flat soft tissue to measure its own noise "
                 "(pass own_noise_level or calibration='mayo')"
             )
-        return levels  # type: ignore[return-value]
+        return levels
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
