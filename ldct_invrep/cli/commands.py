@@ -317,9 +317,10 @@ def simulate_dose(
     added to the input slices: structure and the input's own noise are kept. Pixel padding outside the
     field of view (PixelPaddingValue/PixelPaddingRangeLimit) is taken as air and kept exactly.
     --dose-fraction f is f of the input scan's own dose (--calibration self, the default): at 0.25 the total
-    noise std is about twice the input's, whatever the scanner, kernel, slice thickness or dose the input
-    was acquired with. The input's noise is measured first, slice by slice (25th percentile of the 9x9
-    local std of the high-passed image in flat soft tissue); a scan with no such tissue in any slice (a head, a small field of view) needs
+    noise std is about twice the input's, on any scanner (how closely, per vendor and kernel: docs/data.md).
+    The input's noise is measured first, slice by slice (25th percentile of the 9x9 local std of the
+    high-passed image in flat soft tissue); a scan with no such tissue in any slice (a head, a small field
+    of view) needs
     --calibration mayo. INPUT and OUTPUT as for `denoise`; the DICOM output's SeriesDescription ends in
     "[sim 25% dose]" (for --dose-fraction 0.25) and its DerivationDescription records the method, dose
     fraction, calibration, measured noise level and seed. Slice i gets its own noise stream derived from
