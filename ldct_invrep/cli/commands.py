@@ -274,7 +274,11 @@ def _own_noise_levels(vol: Volume, batch_size: int, where: str) -> tuple[list[fl
     little flat soft tissue) and the levels measured; one line naming ``where`` (exit 2) when none was."""
     from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_fallbacks
 
-    measured = [scan_noise_level(s) for _, hu in vol.batches(batch_size) for s in hu]
+    measured = [
+        scan_noise_level(s, vol.padding_mask(start + k, s))
+        for start, hu in vol.batches(batch_size)
+        for k, s in enumerate(hu)
+    ]
     levels = series_noise_fallbacks(measured)
     if levels is None:
         raise InputError(
@@ -319,12 +323,11 @@ def simulate_dose(
     --dose-fraction f is f of the input scan's own dose (--calibration self, the default): at 0.25 the total
     noise std is about twice the input's, on any scanner (how closely, per vendor and kernel: docs/data.md).
     The input's noise is measured first, slice by slice (25th percentile of the 9x9 local std of the
-    high-passed image in flat soft tissue); a scan with no such tissue in any slice (a head, a small field
-    of view) needs
-    --calibration mayo. INPUT and OUTPUT as for `denoise`; the DICOM output's SeriesDescription ends in
-    "[sim 25% dose]" (for --dose-fraction 0.25) and its DerivationDescription records the method, dose
-    fraction, calibration, measured noise level and seed. Slice i gets its own noise stream derived from
-    --seed, so results do not depend on --batch-size.
+    high-passed image in flat soft tissue, outside the padding); a scan with no such tissue in any slice (a
+    head, a small field of view) needs --calibration mayo. INPUT and OUTPUT as for `denoise`; the DICOM
+    output's SeriesDescription ends in "[sim 25% dose]" (for --dose-fraction 0.25) and its
+    DerivationDescription records the method, dose fraction, calibration, measured noise level and seed.
+    Slice i gets its own noise stream derived from --seed, so results do not depend on --batch-size.
 
     \b
     Examples:
