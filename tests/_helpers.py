@@ -3,6 +3,9 @@ as for ``conftest``). Fixtures live in conftest.py; this module holds plain code
 
 from __future__ import annotations
 
+import importlib
+import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +74,29 @@ def write_ct_slice(
     ds.PixelData = np.clip(np.round(hu + 1024), 0, 4095).astype(np.uint16).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
+
+
+@cache
+def _dose_relative_check():
+    """benchmarks/dose_relative_check.py as a module (it imports its sibling lowdose_calibration)."""
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        return importlib.import_module("dose_relative_check")
+    finally:
+        sys.path.remove(bench)
+
+
+def roi_noise_ratio(originals, simulated) -> float:
+    """Total noise of simulated slices over their originals': RMS over the uniform soft-tissue ROIs of every
+    slice of the plain ROI std with a plane removed (benchmarks/dose_relative_check.py), deliberately not the
+    calibration's own ``noise_level``."""
+    check = _dose_relative_check()
+    orig_sq, sim_sq = [], []
+    for hu, sim in zip(originals, simulated):
+        hu, sim = np.asarray(hu, dtype=np.float64), np.asarray(sim, dtype=np.float64)
+        rois = check.flat_rois(hu, np.zeros(hu.shape, dtype=bool))
+        assert len(rois) >= 2, "expected uniform soft tissue in the slice"
+        orig_sq += [check.detrended_std(hu[box]) ** 2 for box in rois]
+        sim_sq += [check.detrended_std(sim[box]) ** 2 for box in rois]
+    return float(np.sqrt(np.mean(sim_sq) / np.mean(orig_sq)))

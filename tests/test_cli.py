@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 import torch
+from _helpers import roi_noise_ratio
 from click.testing import CliRunner, Result
 
 from ldct_invrep.cli import cli
@@ -310,6 +311,39 @@ def test_simulate_dose_nifti(sample_series: Path, tmp_path: Path) -> None:
     data = np.asarray(nib.load(out).dataobj)
     assert data.shape == (512, 512, 1) and np.isfinite(data).all()
     assert np.abs(data[..., 0].T - read_hu(one)[0]).mean() > 1.0
+
+
+def test_simulate_dose_is_relative_to_the_scans_own_dose(sample_series: Path, tmp_path: Path) -> None:
+    """Default --calibration self: a quarter of the sample's own dose doubles its soft-tissue noise, and the
+    measured level is recorded; --calibration mayo (the Mayo scanner's absolute flux) inserts far more here."""
+    two = copy_slices(sample_series, tmp_path / "in2", 2)
+    own, mayo = tmp_path / "own", tmp_path / "mayo"
+    result = invoke("simulate-dose", two, own, "--seed", 2)
+    assert "own noise level" in result.stderr and "measured on 2 of 2 slices" in result.stderr
+    derivation = pydicom.dcmread(next(own.iterdir())).DerivationDescription
+    assert "calibration self" in derivation and re.search(r"median \d+\.\d\d HU", derivation), derivation
+    invoke("simulate-dose", two, mayo, "--seed", 2, "--calibration", "mayo", "--quiet")
+    assert "calibration mayo" in pydicom.dcmread(next(mayo.iterdir())).DerivationDescription
+    original, self_dose, mayo_dose = read_hu(two), read_hu(own), read_hu(mayo)
+    assert roi_noise_ratio(original, self_dose) == pytest.approx(2.0, rel=0.2)
+    body = original > -500
+    assert (mayo_dose - original)[body].std() > 2.0 * (self_dose - original)[body].std()
+
+
+def test_simulate_dose_without_flat_tissue_fails_in_one_line(tmp_path: Path) -> None:
+    """No slice with flat soft tissue (here a small object in air): exit 2, one line naming the input and
+    the way out, nothing written; --calibration mayo needs no measurement and runs."""
+    hu = np.full((64, 64, 2), -1000.0, dtype=np.float32)
+    hu[20:40, 20:40] = 40.0
+    src = tmp_path / "small_object.nii.gz"
+    nib.save(nib.Nifti1Image(hu, np.diag([0.8, 0.8, 2.0, 1.0])), src)
+    out = tmp_path / "out.nii.gz"
+    result = invoke("simulate-dose", src, out, code=2)
+    (line,) = error_lines(result)
+    assert str(src) in line and "flat soft tissue" in line and "--calibration mayo" in line
+    assert not out.exists()
+    invoke("simulate-dose", src, out, "--calibration", "mayo", "--quiet")
+    assert out.is_file()
 
 
 # --------------------------------------------------------------------------------------------- evaluate

@@ -7,6 +7,8 @@ import pydicom
 import pytest
 import torch
 from monai.data import MetaTensor
+from _helpers import roi_noise_ratio
+from conftest import SAMPLE_SERIES, SHARED_DATA
 from scipy import ndimage
 
 from ldct_invrep.transforms.lowdose import (
@@ -15,6 +17,8 @@ from ldct_invrep.transforms.lowdose import (
     filter_sinogram,
     insertion_noise_variance,
     line_integrals,
+    scan_noise_level,
+    series_noise_fallbacks,
     simulate_low_dose,
 )
 
@@ -255,3 +259,112 @@ def test_thicker_slices_carry_less_noise(small):
     assert ratio == pytest.approx(1 / np.sqrt(3), rel=0.05)
     with pytest.raises(ValueError, match="slice_thickness_mm"):
         simulate_low_dose(hu, 0.25, SPACING, slice_thickness_mm=0.0)
+
+
+# ------------------------------------------------------------------------------- dose-relative calibration
+@pytest.fixture(scope="module")
+def sample_slices() -> tuple[np.ndarray, float, float]:
+    """Slices 0 and 10 of the sample series (HU), pixel spacing and slice thickness (mm)."""
+    from ldct_invrep.io import read_series
+
+    series = read_series(SAMPLE_SERIES)
+    return series.hu[[0, 10]].astype(np.float64), float(series.spacing[1]), float(series.datasets[0].SliceThickness)
+
+
+def test_quarter_of_the_scans_own_dose_doubles_its_roi_noise(sample_slices):
+    """Quantum noise std ~ 1/sqrt(dose): a quarter of the sample's own dose doubles the noise in soft tissue
+    (the issue measured ~11 HU liver noise there; the Mayo flux gave ~56 HU)."""
+    hu, spacing, thickness = sample_slices
+    sims = [simulate_low_dose(s, 0.25, spacing, seed=k, slice_thickness_mm=thickness) for k, s in enumerate(hu)]
+    assert roi_noise_ratio(hu, sims) == pytest.approx(2.0, rel=0.2)
+
+
+def test_self_calibration_follows_the_scans_own_noise_and_mayo_does_not(sample_slices):
+    """The same anatomy with more noise of its own: "self" inserts proportionally more, "mayo" the same."""
+    hu = sample_slices[0][0]
+    spacing, thickness = sample_slices[1], sample_slices[2]
+    noisier = hu + ndimage.gaussian_filter(np.random.default_rng(0).normal(0.0, 60.0, hu.shape), 0.7)
+    body = ndimage.binary_erosion(hu > -500, iterations=5)
+    own = {name: scan_noise_level(img) for name, img in (("base", hu), ("noisier", noisier))}
+    assert own["noisier"] > 1.5 * own["base"]
+
+    def inserted(img, calibration):
+        sim = simulate_low_dose(img, 0.25, spacing, seed=3, calibration=calibration, slice_thickness_mm=thickness)
+        return float((sim - img)[body].std())
+
+    self_ratio = inserted(noisier, "self") / inserted(hu, "self")
+    assert self_ratio == pytest.approx(own["noisier"] / own["base"], rel=0.2)
+    mayo_base = inserted(hu, "mayo")
+    assert inserted(noisier, "mayo") == pytest.approx(mayo_base, rel=0.03)
+    assert mayo_base > 2.0 * inserted(hu, "self")  # the Mayo flux is far too low a dose for this scan
+    with pytest.raises(ValueError, match="calibration"):
+        simulate_low_dose(hu, 0.25, spacing, calibration="scanner")
+    with pytest.raises(ValueError, match="incident_flux"):
+        simulate_low_dose(hu, 0.25, spacing, incident_flux=1e5)  # an absolute flux needs calibration="mayo"
+
+
+def test_padding_is_returned_exactly(sample_slices):
+    """Pixels outside the field of view (GE stores -3024 HU there) stay what they were, in either calibration."""
+    hu = sample_slices[0][0].copy()
+    yy, xx = np.mgrid[: hu.shape[0], : hu.shape[1]] - (hu.shape[0] - 1) / 2.0
+    padding = np.hypot(yy, xx) > 250
+    hu[padding] = -3024.0
+    for calibration in ("self", "mayo"):
+        out = simulate_low_dose(hu, 0.25, sample_slices[1], seed=0, calibration=calibration, padding=padding)
+        np.testing.assert_array_equal(out[padding], hu[padding].astype(np.float32))
+        assert np.abs(out - hu)[~padding].mean() > 1.0
+
+
+def test_slices_without_flat_tissue_take_the_series_level(sample_slices):
+    hu, spacing, _ = sample_slices
+    air = np.full_like(hu[0], -1000.0)
+    air[200:260, 200:260] = 40.0  # a small object: too little flat soft tissue to measure
+    assert scan_noise_level(air) is None
+    with pytest.raises(ValueError, match="own_noise_level"):
+        simulate_low_dose(air, 0.25, spacing, seed=0)
+    assert series_noise_fallbacks([8.0, None, 10.0, 9.5]) == [None, 9.5, None, None]
+    assert series_noise_fallbacks([None, None]) is None
+    volume = np.stack([hu[0], air], axis=-1)[None].astype(np.float32)  # C x H x W x D
+    out = SimulateLowDosed("image", seed=0, pixel_spacing_mm=spacing)({"image": volume})["image"]
+    assert np.abs(out[0, ..., 1] - air)[200:260, 200:260].std() > 1.0  # the air slice got the series' level
+    with pytest.raises(ValueError, match="no slice has enough flat soft tissue"):
+        SimulateLowDosed("image", seed=0, pixel_spacing_mm=spacing)({"image": np.stack([air, air], -1)[None]})
+    fixed = SimulateLowDosed("image", seed=0, pixel_spacing_mm=spacing, own_noise_level=9.0)
+    assert fixed({"image": air[None, ..., None]})["image"].shape == (1, *air.shape, 1)
+
+
+@pytest.fixture(scope="module")
+def dev_pairs():
+    from ldct_invrep.data.dev_pairs import read_dev_pairs
+
+    return {p.name: p for p in read_dev_pairs(SHARED_DATA)}
+
+
+_KERNEL_GAP = (
+    "measured 1.25 / 1.30: the inserted noise is coarser than this pair's real noise (sim/real 0.93 on the "
+    "high-passed local std, 1.3 in total), a reconstruction-kernel texture the fixed FBP filter does not follow"
+)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mayo_L506_1mm",
+        "eunh_test_case1",
+        pytest.param("eunh_test_case2", marks=pytest.mark.xfail(strict=True, reason=_KERNEL_GAP)),
+        pytest.param("eunh_test_case3", marks=pytest.mark.xfail(strict=True, reason=_KERNEL_GAP)),
+        "cncl_0001",
+    ],
+)
+def test_simulated_quarter_dose_noise_matches_each_real_pair(dev_pairs, name):
+    """Full dose -> a quarter of its own dose: the inserted noise std in the body is within 20 % of the real
+    quarter-minus-full (benchmarks/dose_relative_check.py prints all pairs over 3 seeds)."""
+    if name not in dev_pairs:
+        pytest.skip(f"real pair {name} not present under {SHARED_DATA}")
+    pair = dev_pairs[name]
+    full = pair.full.astype(np.float64)
+    mask = ndimage.binary_erosion(full > -500, iterations=5)
+    real = float((pair.quarter - full)[mask].std())
+    sim = float((simulate_low_dose(full, 0.25, pair.pixel_spacing_mm, seed=0) - full)[mask].std())
+    assert sim == pytest.approx(real, rel=0.2)

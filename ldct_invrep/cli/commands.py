@@ -269,12 +269,41 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     return value
 
 
+def _own_noise_levels(vol: Volume, batch_size: int, where: str) -> tuple[list[float | None], list[float]]:
+    """Each slice's ``own_noise_level`` (None: measured in the slice; the series median for slices with too
+    little flat soft tissue) and the levels measured; one line naming ``where`` (exit 2) when none was."""
+    from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_fallbacks
+
+    measured = [
+        scan_noise_level(s, vol.padding_mask(start + k, s))
+        for start, hu in vol.batches(batch_size)
+        for k, s in enumerate(hu)
+    ]
+    levels = series_noise_fallbacks(measured)
+    if levels is None:
+        raise InputError(
+            f"{where}: no slice has enough flat soft tissue to measure the scan's own noise "
+            "(--calibration self); use --calibration mayo"
+        )
+    return levels, [v for v in measured if v is not None]
+
+
 @cli.command("simulate-dose", short_help="Simulate a reduced-dose scan by projection-domain noise insertion.")
 @_input_arg
 @_output_arg
 @click.option(
     "--dose-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=0.25, show_default=True,
-    callback=_finite, help="Dose of the simulated scan relative to the input (0.25: quarter dose, as Mayo 2016).",
+    callback=_finite,
+    help="Dose of the simulated scan as a fraction of the input scan's own dose (0.25: a quarter of it, "
+    "as Mayo 2016; quantum noise std grows as 1/sqrt(dose), so 0.25 doubles the input's noise).",
+)
+@click.option(
+    "--calibration", type=click.Choice(["self", "mayo"]), default="self", show_default=True,
+    help="self: the photon flux is set per slice so that the simulated full dose has the noise the slice "
+    "already has (measured in flat soft tissue; slices without enough of it take the series median), making "
+    "--dose-fraction relative to the scan's own dose. mayo: one absolute flux calibrated on the Mayo 2016 "
+    "scanner (scaled by SliceThickness): right for that scanner and protocol only; on other scans 0.25 can "
+    "mean far less or more than a quarter of their dose.",
 )
 @click.option(
     "--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -282,23 +311,29 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 )
 @_series_opts
 def simulate_dose(
-    input_path: Path, output: Path, dose_fraction: float, seed: int, series_uid: str | None, all_series: bool,
-    recursive: bool, force: bool, fmt: str | None, batch_size: int, overwrite: bool, quiet: bool,
+    input_path: Path, output: Path, dose_fraction: float, calibration: str, seed: int, series_uid: str | None,
+    all_series: bool, recursive: bool, force: bool, fmt: str | None, batch_size: int, overwrite: bool, quiet: bool,
 ) -> None:
     """Simulate a reduced-dose scan from a (full-dose) CT scan.
 
     Noise is inserted in the projection domain (Poisson quanta plus electronic noise, the method used to
     make the Mayo 2016 quarter-dose data, Yu et al. 2012), reconstructed by filtered back projection and
-    added to the input slices: structure and the input's own noise are kept. Pixel padding outside the field
-    of view (PixelPaddingValue/PixelPaddingRangeLimit) is taken as air and kept exactly. INPUT and OUTPUT as for
-    `denoise`; the DICOM output's SeriesDescription ends in "[sim 25% dose]" (for --dose-fraction 0.25)
-    and its DerivationDescription records the method, dose fraction and seed. Slice i gets its own
-    noise stream derived from --seed, so results do not depend on --batch-size.
+    added to the input slices: structure and the input's own noise are kept. Pixel padding outside the
+    field of view (PixelPaddingValue/PixelPaddingRangeLimit) is taken as air and kept exactly.
+    --dose-fraction f is f of the input scan's own dose (--calibration self, the default): at 0.25 the total
+    noise std is about twice the input's, on any scanner (how closely, per vendor and kernel: docs/data.md).
+    The input's noise is measured first, slice by slice (25th percentile of the 9x9 local std of the
+    high-passed image in flat soft tissue, outside the padding); a scan with no such tissue in any slice (a
+    head, a small field of view) needs --calibration mayo. INPUT and OUTPUT as for `denoise`; the DICOM
+    output's SeriesDescription ends in "[sim 25% dose]" (for --dose-fraction 0.25) and its
+    DerivationDescription records the method, dose fraction, calibration, measured noise level and seed.
+    Slice i gets its own noise stream derived from --seed, so results do not depend on --batch-size.
 
     \b
     Examples:
       ldct-invrep simulate-dose scans/full_dose/ out/quarter_dose/
       ldct-invrep simulate-dose scans/full_dose/ out/tenth_dose.nii.gz --dose-fraction 0.1 --seed 7
+      ldct-invrep simulate-dose scans/mayo_full/ out/mayo_quarter/ --calibration mayo
     """
     fmt = output_format(input_path, output, fmt, all_series)
     check_output(input_path, output, overwrite)
@@ -308,13 +343,33 @@ def simulate_dose(
 
     import numpy as np
 
-    from ldct_invrep.transforms.lowdose import DEFAULT_N_VIEWS, simulate_low_dose
+    from ldct_invrep.transforms.lowdose import DEFAULT_INCIDENT_FLUX, DEFAULT_N_VIEWS, simulate_low_dose
 
     label = dose_label(dose_fraction)
-    say(f"simulating {label} dose (projection-domain noise insertion, seed {seed})", quiet)
+    say(f"simulating {label} dose (projection-domain noise insertion, calibration {calibration}, seed {seed})", quiet)
 
     spacings = {id(vol): _in_plane_spacing_mm(vol) for vol in volumes}
     thickness = {id(vol): _slice_thickness_mm(vol) for vol in volumes}
+    levels: dict[int, list[float | None]] = {}
+    calibrated: dict[int, str] = {}
+    for vol in volumes:
+        if calibration == "self":
+            where = f"{vol.path} (series {vol.series_uid})" if len(volumes) > 1 else str(vol.path)
+            levels[id(vol)], own = _own_noise_levels(vol, batch_size, where)
+            n = len(levels[id(vol)])
+            median = float(np.median(own))
+            calibrated[id(vol)] = (
+                f"calibration self (flux set per slice so the simulated full dose has the slice's own noise in flat "
+                f"soft tissue, 25th percentile of the 9x9 local std of the high-passed image: median {median:.2f} HU, "
+                f"range {min(own):.2f}-{max(own):.2f} HU, measured on {len(own)} of {n} slices"
+                f"{', the others took the series median' if len(own) < n else ''})"
+            )
+            say(f"{where}: own noise level {median:.2f} HU (measured on {len(own)} of {n} slices)", quiet)
+        else:
+            calibrated[id(vol)] = (
+                f"calibration mayo (absolute flux {DEFAULT_INCIDENT_FLUX:.3g} photons/mm/view for 1 mm slices, "
+                f"from the Mayo L506 pair, at slice thickness {thickness[id(vol)]:g} mm)"
+            )
 
     clipped = [0]
 
@@ -325,6 +380,7 @@ def simulate_dose(
             simulate_low_dose(
                 s, dose_fraction, spacings[id(vol)], rng, slice_thickness_mm=thickness[id(vol)],
                 padding=vol.padding_mask(start + k, s),
+                calibration=calibration, own_noise_level=levels[id(vol)][start + k] if levels else None,
             )
             for k, (s, rng) in enumerate(zip(hu, rngs))
         ])
@@ -336,16 +392,18 @@ def simulate_dose(
                 np.clip(out[k], lo, hi, out=out[k])
         return out
 
-    derivation = (
-        f"Simulated {label} dose by ldct-invrep {__version__}: projection-domain noise insertion (Poisson quanta "
-        f"and electronic noise for dose fraction {dose_fraction:g}, parallel beam, {DEFAULT_N_VIEWS} views, "
-        f"filtered back projection) added to the original image; seed {seed}"
-    )
+    def writer_kwargs(vol: Volume) -> dict[str, Any]:
+        derivation = (
+            f"Simulated {label} dose by ldct-invrep {__version__}: projection-domain noise insertion (Poisson quanta "
+            f"and electronic noise for dose fraction {dose_fraction:g}, parallel beam, {DEFAULT_N_VIEWS} views, "
+            f"filtered back projection) added to the original image; {calibrated[id(vol)]}; seed {seed}"
+        )
+        return {"method": "SIM", "description_suffix": f" [sim {label} dose]", "derivation_description": derivation}
+
     t0 = time.perf_counter()
     n = write_volumes(
         volumes, output, fmt, simulate, batch_size=batch_size, overwrite=overwrite, quiet=quiet,
-        desc=f"simulate {label} dose", all_series=all_series,
-        writer_kwargs={"method": "SIM", "description_suffix": f" [sim {label} dose]", "derivation_description": derivation},
+        desc=f"simulate {label} dose", all_series=all_series, writer_kwargs=writer_kwargs,
     )
     if clipped[0]:
         logger.info("%s: %d pixels outside the storable HU range clipped (noise in air)", output, clipped[0])

@@ -197,10 +197,12 @@ def write_volumes(
     overwrite: bool,
     quiet: bool,
     desc: str,
-    writer_kwargs: dict[str, Any],
+    writer_kwargs: dict[str, Any] | Callable[[Volume], dict[str, Any]],
     all_series: bool = False,
 ) -> int:
     """Stream every volume through ``fn(volume, first_index, hu_batch) -> hu_batch`` into ``output``.
+
+    ``writer_kwargs`` go to the DICOM writer: one dict, or a function of the volume (per-series text).
 
     DICOM output: read a batch, process, write its slices (memory flat in the number of slices). NIfTI output
     is written once from a volume in memory. Everything goes through the atomic writers of ``ldct_invrep.io``.
@@ -237,6 +239,8 @@ def _processed(vol: Volume, fn: BatchFn, start: int, hu: np.ndarray) -> np.ndarr
 def _write_one(vol: Volume, target: Path, fmt: str, fn: BatchFn, batch_size: int, overwrite: bool, bar, writer_kwargs) -> None:
     import numpy as np
 
+    if callable(writer_kwargs):
+        writer_kwargs = writer_kwargs(vol)
     if fmt == "dicom":
         from ldct_invrep.io import DerivedSeriesWriter
 

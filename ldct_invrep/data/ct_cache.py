@@ -385,13 +385,21 @@ class _SliceSimulator:
         self.simulate, self.kwargs, self.default, self.say = simulate, kwargs, default, say
         self.calibrations: dict[str, Any] = {}
 
-    def _levels(self, hu: np.ndarray, padding: np.ndarray, indices: list[int]) -> list[float | None]:
-        from ldct_invrep.transforms.lowdose import scan_noise_level
+    def _levels(
+        self, hu: np.ndarray, padding: np.ndarray, indices: list[int]
+    ) -> tuple[list[float | None] | None, list[float]]:
+        """(``own_noise_level`` per index, None where the slice measures its own; None when no slice can) and
+        the levels measured."""
+        from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_fallbacks
 
-        own = {k: scan_noise_level(hu[k], padding[k]) for k in sorted(set(indices))}
-        known = [v for v in own.values() if v is not None]
-        fallback = float(np.median(known)) if known else None
-        return [own[k] if own[k] is not None else fallback for k in indices]
+        slices = sorted(set(indices))
+        measured = [scan_noise_level(hu[k], padding[k]) for k in slices]
+        fallbacks = series_noise_fallbacks(measured)
+        known = [v for v in measured if v is not None]
+        if fallbacks is None:
+            return None, known
+        own = dict(zip(slices, fallbacks))
+        return [own[k] for k in indices], known
 
     def __call__(
         self,
@@ -404,9 +412,9 @@ class _SliceSimulator:
         name: str,
     ) -> np.ndarray:
         out = np.empty((len(indices),) + hu.shape[1:], dtype=np.float32)
-        levels = self._levels(hu, padding, indices) if self.default and indices else [None] * len(indices)
+        levels: list[float | None] | None = [None] * len(indices)
         if self.default and indices:
-            measured = [v for v in levels if v is not None]
+            levels, measured = self._levels(hu, padding, indices)
             self.calibrations[name] = (
                 {"mode": "self", "noise_level_hu_median": float(np.median(measured))}
                 if measured
@@ -417,9 +425,9 @@ class _SliceSimulator:
             kwargs = dict(self.kwargs)
             if self.default:
                 kwargs["padding"] = padding[k]
-                if levels[j] is None:
+                if levels is None:
                     kwargs["calibration"] = "mayo"
-                else:
+                elif levels[j] is not None:
                     kwargs["own_noise_level"] = levels[j]
             sim = self.simulate(hu[k], f, spacing_mm, _slice_seed(*seed_key, j, k), **kwargs)
             out[j] = np.clip(np.asarray(sim, dtype=np.float32), *HU_RANGE)
