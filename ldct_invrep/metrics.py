@@ -37,6 +37,7 @@ import torch
 from monai.metrics import PSNRMetric, RMSEMetric, SSIMMetric
 
 from ldct_invrep.errors import InputError
+from ldct_invrep.transforms.windowing import WINDOWS, window_from_name_or_range, window_key
 
 __all__ = [
     "METRIC_WINDOWS",
@@ -49,11 +50,8 @@ __all__ = [
     "summarize",
 ]
 
-#: The metric windows every report shows (HU). Data range = hi - lo.
-METRIC_WINDOWS: dict[str, tuple[float, float]] = {
-    "abdomen": (-160.0, 240.0),
-    "full": (-1024.0, 3072.0),
-}
+#: The metric windows every report shows (HU), taken from the one registry ``transforms.windowing.WINDOWS``.
+METRIC_WINDOWS: dict[str, tuple[float, float]] = {name: WINDOWS[name] for name in ("abdomen", "full")}
 
 SSIM_WIN_SIZE = 11
 SSIM_SIGMA = 1.5
@@ -96,37 +94,13 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def _named_windows() -> dict[str, tuple[float, float]]:
-    """METRIC_WINDOWS plus the display windows of ``transforms.windowing`` (imported lazily)."""
-    names: dict[str, tuple[float, float]] = {}
-    try:
-        from ldct_invrep.transforms.windowing import WINDOWS  # noqa: PLC0415 (optional, written elsewhere)
-
-        names.update({k: (float(v[0]), float(v[1])) for k, v in WINDOWS.items()})
-    except ImportError:
-        pass
-    names.update(METRIC_WINDOWS)  # the metric conventions win over display definitions
-    return names
-
-
 def resolve_window(window: WindowSpec) -> Window:
-    """A window name (``"abdomen"``, ``"full"``, or any ``transforms.windowing.WINDOWS`` key),
-    a ``(lo, hi)`` pair in HU, or a :class:`Window`."""
+    """A window name of ``transforms.windowing.WINDOWS`` (``"abdomen"``, ``"full"``, ``"lung"``, ...;
+    case-insensitive), a ``(lo, hi)`` pair in HU, or a :class:`Window`. Bad input raises ``InputError``."""
     if isinstance(window, Window):
         return window
-    if isinstance(window, str):
-        known = _named_windows()
-        if window not in known:
-            raise InputError(f"window {window!r}: unknown window name; known: {', '.join(sorted(known))}")
-        lo, hi = known[window]
-        return Window(window, lo, hi)
-    try:
-        lo, hi = (float(v) for v in window)
-    except (TypeError, ValueError):
-        raise InputError(f"window {window!r}: expected a name or a (lo, hi) pair in HU") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise InputError(f"window {window!r}: need finite lo < hi")
-    return Window("custom", lo, hi)
+    lo, hi = window_from_name_or_range(window)
+    return Window(window_key(window) if isinstance(window, str) else "custom", lo, hi)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureTyped, Invertd
 from skimage.util import random_noise
 
+from ldct_invrep.errors import InputError
 from ldct_invrep.transforms import (
     NETWORK_HU_RANGE,
     WINDOWS,
@@ -51,12 +52,26 @@ def test_window_from_name_or_range():
     assert window_from_name_or_range("Abdomen") == (-160.0, 240.0)
     assert window_from_name_or_range("soft-tissue") == (-160.0, 240.0)
     assert window_from_name_or_range((-100, 300)) == (-100.0, 300.0)
-    with pytest.raises(ValueError, match="unknown window"):
+    with pytest.raises(InputError, match="unknown window"):
         window_from_name_or_range("pelvis")
-    with pytest.raises(ValueError, match="lo < hi"):
+    with pytest.raises(InputError, match="lo < hi"):
         window_from_name_or_range((300, -100))
-    with pytest.raises(ValueError, match="lo < hi"):
+    with pytest.raises(InputError, match="lo < hi"):
         window_from_name_or_range((1, 2, 3))
+    with pytest.raises(InputError, match="lo < hi"):
+        window_from_name_or_range(5)  # type: ignore[arg-type]
+
+
+def test_one_window_registry_for_transforms_and_metrics():
+    """metrics resolves every WINDOWS name (case-insensitive) to the same (lo, hi); bad names fail alike."""
+    from ldct_invrep.metrics import METRIC_WINDOWS, resolve_window
+
+    for name, (lo, hi) in WINDOWS.items():
+        win = resolve_window(name.upper())
+        assert (win.name, win.lo, win.hi) == (name, lo, hi)
+    assert all(METRIC_WINDOWS[k] == WINDOWS[k] for k in METRIC_WINDOWS) and set(METRIC_WINDOWS) == {"abdomen", "full"}
+    with pytest.raises(InputError, match="unknown window"):
+        resolve_window("pelvis")
 
 
 def test_hu_to_net_and_back_numpy_and_torch():
