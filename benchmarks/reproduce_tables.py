@@ -59,6 +59,7 @@ from ldct_invrep.evaluation import (
     load_pairs_from_cache,
     tune_bm3d_sigma,
 )
+from ldct_invrep.metrics import format_mean_std
 from ldct_invrep.recipes import validation_indices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +129,7 @@ def command_text(argv: Sequence[str]) -> str:
 
 
 def fmt(mean: float, std: float | None, digits: int) -> str:
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return format_mean_std({"mean": mean, "std": std}, digits)
 
 
 # ---------------------------------------------------------------------------------------- checkpoints

@@ -46,6 +46,8 @@ __all__ = [
     "Window",
     "compare_reports",
     "compute_metrics",
+    "format_mean_std",
+    "format_number",
     "resolve_window",
     "summarize",
 ]
@@ -194,12 +196,17 @@ def _json_float(x: float) -> float | str:
 _COLUMNS = (("psnr", "PSNR [dB]", 3), ("ssim", "SSIM", 4), ("rmse_hu", "RMSE [HU]", 2))
 
 
-def _fmt(x: float, digits: int) -> str:
+def format_number(x: float, digits: int) -> str:
+    """``x`` with ``digits`` decimals; ``inf`` / ``nan`` as words."""
     return f"{x:.{digits}f}" if math.isfinite(x) else str(x)
 
 
-def _pm(stats: Mapping[str, float], digits: int) -> str:
-    return f"{_fmt(stats['mean'], digits)} ± {_fmt(stats['std'], digits)}"
+def format_mean_std(stats: Mapping[str, float | None], digits: int) -> str:
+    """``"mean ± std"`` of a :func:`summarize` entry (``{"mean", "std"}``), the one format of every report
+    and table; only the mean when ``std`` is absent or ``None``."""
+    mean, std = stats["mean"], stats.get("std")
+    assert mean is not None
+    return format_number(mean, digits) if std is None else f"{format_number(mean, digits)} ± {format_number(std, digits)}"
 
 
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -279,9 +286,9 @@ class MetricReport:
     def _rows(self) -> tuple[list[str], list[list[str]]]:
         header = ["slice"] + [title for _, title, _ in _COLUMNS]
         labels = self.slice_labels or [str(i) for i in range(len(self.per_slice))]
-        rows = [[lab] + [_fmt(getattr(s, k), d) for k, _, d in _COLUMNS] for lab, s in zip(labels, self.per_slice, strict=True)]
+        rows = [[lab] + [format_number(getattr(s, k), d) for k, _, d in _COLUMNS] for lab, s in zip(labels, self.per_slice, strict=True)]
         summary = self.summary
-        rows.append(["mean ± std"] + [_pm(summary[k], d) for k, _, d in _COLUMNS])
+        rows.append(["mean ± std"] + [format_mean_std(summary[k], d) for k, _, d in _COLUMNS])
         return header, rows
 
     def to_table(self) -> str:
@@ -328,5 +335,5 @@ def compare_reports(reports: Sequence[MetricReport], *, markdown: bool = False) 
         f"mean ± std over {len(first.per_slice)} slice(s)"
     )
     header = ["method"] + [title_ for _, title_, _ in _COLUMNS]
-    rows = [[r.method] + [_pm(r.summary[k], d) for k, _, d in _COLUMNS] for r in reports]
+    rows = [[r.method] + [format_mean_std(r.summary[k], d) for k, _, d in _COLUMNS] for r in reports]
     return f"{title}\n\n{_md_table(header, rows)}" if markdown else f"{title}\n{_text_table(header, rows)}"
