@@ -49,6 +49,7 @@ from ldct_invrep.metrics import (
     resolve_window,
     summarize,
 )
+from ldct_invrep.transforms.crop import center_crop
 
 __all__ = [
     "CT_METHODS",
@@ -195,7 +196,7 @@ def tune_bm3d_sigma(
 
     if metric not in ("psnr", "ssim", "rmse_hu"):
         raise InputError(f"metric {metric!r}: expected psnr, ssim or rmse_hu")
-    data = [(_center_crop(n, crop), _center_crop(c, crop)) for _, n, c in pairs]
+    data = [(center_crop(n, crop), center_crop(c, crop)) for _, n, c in pairs]
     if not data:
         raise InputError("tune_bm3d_sigma: no pairs")
     scores: dict[float, float] = {}
@@ -205,14 +206,6 @@ def tune_bm3d_sigma(
     pick = min if metric == "rmse_hu" else max
     best = pick(scores, key=scores.__getitem__)
     return best, scores
-
-
-def _center_crop(a: np.ndarray, size: int | None) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float32)
-    if size is None or min(a.shape) <= size:
-        return a
-    r, c = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
-    return a[r : r + size, c : c + size]
 
 
 # --------------------------------------------------------------------------------------------- pairs

@@ -202,3 +202,16 @@ def test_poisson_transform_seeded_range_and_equal_to_random_noise(image):
     assert not np.array_equal(again, out)
     t.set_random_state(7)
     np.testing.assert_array_equal(t({"img": image})["img"], out)
+
+
+def test_center_crop_matches_index_arithmetic():
+    from ldct_invrep.transforms import center_crop
+
+    a = np.arange(300 * 200, dtype=np.float32).reshape(300, 200)
+    out = center_crop(a, 128)
+    assert out.shape == (128, 128) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, a[86:214, 36:164])
+    assert center_crop(a, 256).shape == (256, 200)  # the short side stays whole
+    np.testing.assert_array_equal(center_crop(a, None), a)
+    rgb = np.stack([a, a + 1, a + 2]).astype(np.uint8)  # channel-first colour image
+    np.testing.assert_array_equal(center_crop(rgb, 128), rgb[:, 86:214, 36:164])

@@ -1,5 +1,6 @@
 """MONAI transforms: HU windowing (invertible), low-dose CT simulation, natural-image noise."""
 
+from .crop import center_crop
 from .lowdose import SimulateLowDosed, simulate_low_dose
 from .noise import AddBlindGaussianNoised, AddPoissonNoised, add_poisson_noise
 from .windowing import (
@@ -24,6 +25,7 @@ __all__ = [
     "HUWindowd",
     "SimulateLowDosed",
     "add_poisson_noise",
+    "center_crop",
     "hu_to_net",
     "net_to_hu",
     "simulate_low_dose",
