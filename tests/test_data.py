@@ -192,6 +192,7 @@ def test_datalist_round_trip(tmp_path: Path) -> None:
         },
         {"data_root": str(tmp_path / "data")},
     )
+    assert [p.name for p in path.parent.iterdir()] == ["d.json"]  # written through io.atomic, no temporaries
     training = load_datalist(path)
     assert training == [{"noisy": str(tmp_path / "data" / "a.dcm")}, {"clean": str(tmp_path / "data" / "b.dcm")}]
     assert load_datalist(path, "validation") == []
@@ -293,6 +294,7 @@ def test_build_ct_training_cache_protocol(tmp_path: Path) -> None:
     out = tmp_path / "cache" / "ct.npz"
     manifest = build_ct_training_cache([src], out, dose_fraction=0.25, seed=0, hold_out=0.2, simulator=fake_low_dose)
     assert out.is_file() and json.loads(out.with_suffix(".json").read_text()) == manifest
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ct.json", "ct.npz"]  # io.atomic leaves no temporaries
     entry = manifest["sources"][0]
     assert entry["slices_skipped_no_body"] == 1 and entry["kind"] == "nifti" and entry["orientation"] == "RAS"
     sets = entry["slice_indices"]
