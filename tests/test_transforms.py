@@ -13,10 +13,10 @@ from ldct_invrep.errors import InputError
 from ldct_invrep.transforms import (
     NETWORK_HU_RANGE,
     WINDOWS,
-    AddBlindGaussianNoised,
-    AddPoissonNoised,
     HUWindowd,
     HUWindowInversed,
+    RandBlindGaussianNoised,
+    RandPoissonNoised,
     add_poisson_noise,
     hu_to_net,
     net_to_hu,
@@ -145,7 +145,7 @@ def image() -> np.ndarray:
 
 
 def test_blind_gaussian_sigma_within_range_and_matches_noise(image):
-    t = AddBlindGaussianNoised("img", sigma_range=(5, 50), clip=False)
+    t = RandBlindGaussianNoised("img", sigma_range=(5, 50), clip=False)
     t.set_random_state(0)
     sigmas = []
     for _ in range(20):
@@ -159,7 +159,7 @@ def test_blind_gaussian_sigma_within_range_and_matches_noise(image):
 
 
 def test_blind_gaussian_fixed_sigma_seeded_and_clipped(image):
-    t = AddBlindGaussianNoised("img", sigma_range=(50, 50))
+    t = RandBlindGaussianNoised("img", sigma_range=(50, 50))
     t.set_random_state(3)
     a = t({"img": torch.from_numpy(image)})["img"]
     assert isinstance(a, torch.Tensor) and a.dtype == torch.float32
@@ -174,7 +174,7 @@ def test_blind_gaussian_fixed_sigma_seeded_and_clipped(image):
 
 def test_blind_gaussian_rejects_bad_range():
     with pytest.raises(ValueError, match="sigma_range"):
-        AddBlindGaussianNoised("img", sigma_range=(50, 5))
+        RandBlindGaussianNoised("img", sigma_range=(50, 5))
 
 
 @pytest.mark.parametrize("seed", [0, 12345])
@@ -187,7 +187,7 @@ def test_poisson_matches_scikit_image(image, seed):
 
 
 def test_poisson_transform_seeded_range_and_equal_to_random_noise(image):
-    t = AddPoissonNoised("img")
+    t = RandPoissonNoised("img")
     t.set_random_state(7)
     out = t({"img": image})["img"]
     assert out.dtype == np.float32 and out.shape == image.shape
@@ -215,3 +215,15 @@ def test_center_crop_matches_index_arithmetic():
     np.testing.assert_array_equal(center_crop(a, None), a)
     rgb = np.stack([a, a + 1, a + 2]).astype(np.uint8)  # channel-first colour image
     np.testing.assert_array_equal(center_crop(rgb, 128), rgb[:, 86:214, 36:164])
+
+
+def test_random_transforms_carry_the_monai_rand_prefix():
+    from monai.transforms import RandomizableTransform
+
+    from ldct_invrep.transforms import lowdose, noise
+
+    for cls in (RandBlindGaussianNoised, RandPoissonNoised, lowdose.RandSimulateLowDosed):
+        assert issubclass(cls, RandomizableTransform) and cls.__name__.startswith("Rand")
+    # the names before the rename still import, as the same classes
+    assert noise.AddBlindGaussianNoised is RandBlindGaussianNoised and noise.AddPoissonNoised is RandPoissonNoised
+    assert lowdose.SimulateLowDosed is lowdose.RandSimulateLowDosed
