@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from monai.utils import LossReduction
 import torch.nn.functional as F
 from torch import nn
 
@@ -187,6 +188,7 @@ def test_noise_code_kl() -> None:
     assert NoiseCodeKLLoss()(mu).item() == pytest.approx(0.5 * (1 + 4) / 2)
     assert NoiseCodeKLLoss(reduction="sum")(mu).item() == pytest.approx(2.5)
     assert torch.allclose(NoiseCodeKLLoss(reduction="none")(mu), torch.tensor([0.5, 2.0]))
+    assert NoiseCodeKLLoss(reduction=LossReduction.SUM)(mu).item() == pytest.approx(2.5)  # MONAI's enum works too
 
 
 # --------------------------------------------------------------------------- VGG-19 loader
