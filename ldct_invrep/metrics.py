@@ -1,7 +1,7 @@
 """PSNR, SSIM and RMSE (HU) on a named HU window with an explicit data range.
 
 Every number this module produces is tied to a window ``[lo, hi]`` HU: both images are clipped to the
-window and the data range is ``hi - lo``. The two windows every report shows (design.md, "Conventions"):
+window and the data range is ``hi - lo``. The two windows every report shows (docs/metrics.md, "The convention"):
 
 * ``"abdomen"``: [-160, 240] HU, data range 400 (the RED-CNN / CTformer test convention);
 * ``"full"``: [-1024, 3072] HU, data range 4096 (the network's HU range).

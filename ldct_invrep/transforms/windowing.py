@@ -1,4 +1,4 @@
-"""HU windows and the HU <-> network-range mapping (CT side of the data flow in design.md).
+"""HU windows and the HU <-> network-range mapping (CT side of the data flow in docs/architecture.md).
 
 The networks see HU clipped to [-1024, 3072] and mapped linearly to [-1, 1] (the range of the generators' tanh
 output); metrics and figures use named display windows. ``HUWindowd`` is the invertible MONAI transform for
