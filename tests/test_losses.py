@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from monai.utils import LossReduction
 import torch.nn.functional as F
+from monai.utils import LossReduction
 from torch import nn
 
 from ldct_invrep.errors import InputError
@@ -29,6 +29,7 @@ from ldct_invrep.losses import (
     VGG19Features,
 )
 from ldct_invrep.losses import vgg as vgg_module
+from ldct_invrep.networks import lir
 from ldct_invrep.networks.lir import LIRForward
 
 LOG2 = math.log(2.0)
@@ -475,7 +476,6 @@ def test_objective_switches() -> None:
 
 
 def test_objective_with_lir_networks() -> None:
-    lir = pytest.importorskip("ldct_invrep.networks.lir")
     config = lir.LIRConfig(base_channels=8, n_res=1, dis_channels=8, dis_layers=2, dis_scales=2)
     net, disc = lir.LIRNet(config), lir.LIRDiscriminators(config)
     torch.manual_seed(0)
