@@ -405,7 +405,7 @@ def table2(args: argparse.Namespace, say: Callable[[str], None]) -> str:
     inp = result.summary("input")["psnr"]
     out += ["", f"The paper's protocol: scikit-image's random_noise(mode='poisson') on the images as loaded, 8-bit values k/255; "
             f"it scales by 2^ceil(log2(number of unique values)), here a peak of {'/'.join(f'{p:g}' for p in peaks)} "
-            f"(Poisson counts with mean peak x intensity, divided by the peak), which puts the input at {inp['mean']:.2f} ± {inp['std']:.2f} dB: "
+            f"(Poisson counts with mean peak x intensity, divided by the peak), which puts the input at {format_mean_std(inp, 2)} dB: "
             "strong noise, the range where the paper's ANSC (30.68 dB) and LIR (32.37 dB) rows make sense. "
             "(Applied to float grey conversions, with thousands of unique values, the same call adds almost no noise.)", ""]
     return "\n".join(out)
