@@ -59,6 +59,7 @@ from ldct_invrep.evaluation import (
     load_pairs_from_cache,
     tune_bm3d_sigma,
 )
+from ldct_invrep.metrics import format_mean_std
 from ldct_invrep.recipes import validation_indices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +129,7 @@ def command_text(argv: Sequence[str]) -> str:
 
 
 def fmt(mean: float, std: float | None, digits: int) -> str:
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return format_mean_std({"mean": mean, "std": std}, digits)
 
 
 # ---------------------------------------------------------------------------------------- checkpoints
@@ -404,7 +405,7 @@ def table2(args: argparse.Namespace, say: Callable[[str], None]) -> str:
     inp = result.summary("input")["psnr"]
     out += ["", f"The paper's protocol: scikit-image's random_noise(mode='poisson') on the images as loaded, 8-bit values k/255; "
             f"it scales by 2^ceil(log2(number of unique values)), here a peak of {'/'.join(f'{p:g}' for p in peaks)} "
-            f"(Poisson counts with mean peak x intensity, divided by the peak), which puts the input at {inp['mean']:.2f} ± {inp['std']:.2f} dB: "
+            f"(Poisson counts with mean peak x intensity, divided by the peak), which puts the input at {format_mean_std(inp, 2)} dB: "
             "strong noise, the range where the paper's ANSC (30.68 dB) and LIR (32.37 dB) rows make sense. "
             "(Applied to float grey conversions, with thousands of unique values, the same call adds almost no noise.)", ""]
     return "\n".join(out)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-import math
 import os
 import platform
 import time
@@ -45,9 +44,12 @@ from ldct_invrep.metrics import (
     Window,
     WindowSpec,
     compute_metrics,
+    format_mean_std,
+    format_number,
     resolve_window,
     summarize,
 )
+from ldct_invrep.transforms.crop import center_crop
 
 __all__ = [
     "CT_METHODS",
@@ -194,7 +196,7 @@ def tune_bm3d_sigma(
 
     if metric not in ("psnr", "ssim", "rmse_hu"):
         raise InputError(f"metric {metric!r}: expected psnr, ssim or rmse_hu")
-    data = [(_center_crop(n, crop), _center_crop(c, crop)) for _, n, c in pairs]
+    data = [(center_crop(n, crop), center_crop(c, crop)) for _, n, c in pairs]
     if not data:
         raise InputError("tune_bm3d_sigma: no pairs")
     scores: dict[float, float] = {}
@@ -204,14 +206,6 @@ def tune_bm3d_sigma(
     pick = min if metric == "rmse_hu" else max
     best = pick(scores, key=scores.__getitem__)
     return best, scores
-
-
-def _center_crop(a: np.ndarray, size: int | None) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float32)
-    if size is None or min(a.shape) <= size:
-        return a
-    r, c = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
-    return a[r : r + size, c : c + size]
 
 
 # --------------------------------------------------------------------------------------------- pairs
@@ -352,8 +346,8 @@ class EvaluationResult:
         for m in self.methods:
             s = self.summary(m, win.name)
             out.append(
-                f"| {m} | {_pm(s['psnr'], 2)} | {_pm(s['ssim'], 4)} | "
-                f"{_pm(s['rmse'], 1 if self.unit == 'HU' else 4)} | {s['seconds']['mean']:.3g} |"
+                f"| {m} | {format_mean_std(s['psnr'], 2)} | {format_mean_std(s['ssim'], 4)} | "
+                f"{format_mean_std(s['rmse'], 1 if self.unit == 'HU' else 4)} | {s['seconds']['mean']:.3g} |"
             )
         return "\n".join(out)
 
@@ -383,16 +377,8 @@ class EvaluationResult:
         writer.writerow(["image", "method", "window", "window_lo", "window_hi", "data_range", "psnr", "ssim", rmse_col, "seconds"])
         for r in self.rows:
             writer.writerow([r.image, r.method, r.window, f"{r.lo:g}", f"{r.hi:g}", f"{r.data_range:g}",
-                             _num(r.psnr, 4), _num(r.ssim, 6), _num(r.rmse, 4), f"{r.seconds:.4f}"])
+                             format_number(r.psnr, 4), format_number(r.ssim, 6), format_number(r.rmse, 4), f"{r.seconds:.4f}"])
         return buf.getvalue()
-
-
-def _num(x: float, digits: int) -> str:
-    return f"{x:.{digits}f}" if math.isfinite(x) else str(x)
-
-
-def _pm(stats: Mapping[str, float], digits: int) -> str:
-    return f"{_num(stats['mean'], digits)} ± {_num(stats['std'], digits)}"
 
 
 def _provenance() -> str:

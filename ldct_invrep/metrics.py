@@ -1,7 +1,7 @@
 """PSNR, SSIM and RMSE (HU) on a named HU window with an explicit data range.
 
 Every number this module produces is tied to a window ``[lo, hi]`` HU: both images are clipped to the
-window and the data range is ``hi - lo``. The two windows every report shows (design.md, "Conventions"):
+window and the data range is ``hi - lo``. The two windows every report shows (docs/metrics.md, "The convention"):
 
 * ``"abdomen"``: [-160, 240] HU, data range 400 (the RED-CNN / CTformer test convention);
 * ``"full"``: [-1024, 3072] HU, data range 4096 (the network's HU range).
@@ -37,6 +37,7 @@ import torch
 from monai.metrics import PSNRMetric, RMSEMetric, SSIMMetric
 
 from ldct_invrep.errors import InputError
+from ldct_invrep.transforms.windowing import WINDOWS, window_from_name_or_range, window_key
 
 __all__ = [
     "METRIC_WINDOWS",
@@ -45,15 +46,14 @@ __all__ = [
     "Window",
     "compare_reports",
     "compute_metrics",
+    "format_mean_std",
+    "format_number",
     "resolve_window",
     "summarize",
 ]
 
-#: The metric windows every report shows (HU). Data range = hi - lo.
-METRIC_WINDOWS: dict[str, tuple[float, float]] = {
-    "abdomen": (-160.0, 240.0),
-    "full": (-1024.0, 3072.0),
-}
+#: The metric windows every report shows (HU), taken from the one registry ``transforms.windowing.WINDOWS``.
+METRIC_WINDOWS: dict[str, tuple[float, float]] = {name: WINDOWS[name] for name in ("abdomen", "full")}
 
 SSIM_WIN_SIZE = 11
 SSIM_SIGMA = 1.5
@@ -96,37 +96,13 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def _named_windows() -> dict[str, tuple[float, float]]:
-    """METRIC_WINDOWS plus the display windows of ``transforms.windowing`` (imported lazily)."""
-    names: dict[str, tuple[float, float]] = {}
-    try:
-        from ldct_invrep.transforms.windowing import WINDOWS  # noqa: PLC0415 (optional, written elsewhere)
-
-        names.update({k: (float(v[0]), float(v[1])) for k, v in WINDOWS.items()})
-    except ImportError:
-        pass
-    names.update(METRIC_WINDOWS)  # the metric conventions win over display definitions
-    return names
-
-
 def resolve_window(window: WindowSpec) -> Window:
-    """A window name (``"abdomen"``, ``"full"``, or any ``transforms.windowing.WINDOWS`` key),
-    a ``(lo, hi)`` pair in HU, or a :class:`Window`."""
+    """A window name of ``transforms.windowing.WINDOWS`` (``"abdomen"``, ``"full"``, ``"lung"``, ...;
+    case-insensitive), a ``(lo, hi)`` pair in HU, or a :class:`Window`. Bad input raises ``InputError``."""
     if isinstance(window, Window):
         return window
-    if isinstance(window, str):
-        known = _named_windows()
-        if window not in known:
-            raise InputError(f"window {window!r}: unknown window name; known: {', '.join(sorted(known))}")
-        lo, hi = known[window]
-        return Window(window, lo, hi)
-    try:
-        lo, hi = (float(v) for v in window)
-    except (TypeError, ValueError):
-        raise InputError(f"window {window!r}: expected a name or a (lo, hi) pair in HU") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise InputError(f"window {window!r}: need finite lo < hi")
-    return Window("custom", lo, hi)
+    lo, hi = window_from_name_or_range(window)
+    return Window(window_key(window) if isinstance(window, str) else "custom", lo, hi)
 
 
 @dataclass(frozen=True)
@@ -220,12 +196,17 @@ def _json_float(x: float) -> float | str:
 _COLUMNS = (("psnr", "PSNR [dB]", 3), ("ssim", "SSIM", 4), ("rmse_hu", "RMSE [HU]", 2))
 
 
-def _fmt(x: float, digits: int) -> str:
+def format_number(x: float, digits: int) -> str:
+    """``x`` with ``digits`` decimals; ``inf`` / ``nan`` as words."""
     return f"{x:.{digits}f}" if math.isfinite(x) else str(x)
 
 
-def _pm(stats: Mapping[str, float], digits: int) -> str:
-    return f"{_fmt(stats['mean'], digits)} ± {_fmt(stats['std'], digits)}"
+def format_mean_std(stats: Mapping[str, float | None], digits: int) -> str:
+    """``"mean ± std"`` of a :func:`summarize` entry (``{"mean", "std"}``), the one format of every report
+    and table; only the mean when ``std`` is absent or ``None``."""
+    mean, std = stats["mean"], stats.get("std")
+    assert mean is not None
+    return format_number(mean, digits) if std is None else f"{format_number(mean, digits)} ± {format_number(std, digits)}"
 
 
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -305,9 +286,9 @@ class MetricReport:
     def _rows(self) -> tuple[list[str], list[list[str]]]:
         header = ["slice"] + [title for _, title, _ in _COLUMNS]
         labels = self.slice_labels or [str(i) for i in range(len(self.per_slice))]
-        rows = [[lab] + [_fmt(getattr(s, k), d) for k, _, d in _COLUMNS] for lab, s in zip(labels, self.per_slice, strict=True)]
+        rows = [[lab] + [format_number(getattr(s, k), d) for k, _, d in _COLUMNS] for lab, s in zip(labels, self.per_slice, strict=True)]
         summary = self.summary
-        rows.append(["mean ± std"] + [_pm(summary[k], d) for k, _, d in _COLUMNS])
+        rows.append(["mean ± std"] + [format_mean_std(summary[k], d) for k, _, d in _COLUMNS])
         return header, rows
 
     def to_table(self) -> str:
@@ -354,5 +335,5 @@ def compare_reports(reports: Sequence[MetricReport], *, markdown: bool = False) 
         f"mean ± std over {len(first.per_slice)} slice(s)"
     )
     header = ["method"] + [title_ for _, title_, _ in _COLUMNS]
-    rows = [[r.method] + [_pm(r.summary[k], d) for k, _, d in _COLUMNS] for r in reports]
+    rows = [[r.method] + [format_mean_std(r.summary[k], d) for k, _, d in _COLUMNS] for r in reports]
     return f"{title}\n\n{_md_table(header, rows)}" if markdown else f"{title}\n{_text_table(header, rows)}"

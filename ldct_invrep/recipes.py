@@ -56,12 +56,12 @@ def lir_config(preset: str = "lite", **overrides: Any):
 
 # --------------------------------------------------------------------------------------------- natural images
 def _noise_transform(noise: str, sigma_range: Sequence[float], seed: int):
-    from ldct_invrep.transforms.noise import AddBlindGaussianNoised, AddPoissonNoised
+    from ldct_invrep.transforms.noise import RandBlindGaussianNoised, RandPoissonNoised
 
     if noise == "awgn":
-        t = AddBlindGaussianNoised(keys="image", sigma_range=sigma_range, scale=255.0, clip=True)
+        t = RandBlindGaussianNoised(keys="image", sigma_range=sigma_range, scale=255.0, clip=True)
     elif noise == "poisson":
-        t = AddPoissonNoised(keys="image", clip=True)
+        t = RandPoissonNoised(keys="image", clip=True)
     else:
         raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
     return t.set_random_state(seed=int(seed))

@@ -217,6 +217,7 @@ def test_denoise_recursive_folder(sample_series: Path, tiny_weights: Path, tmp_p
     assert len(output_files(tmp_path / "den")) == 1
 
 
+@pytest.mark.shared_data
 def test_denoise_real_mayo_ima(mayo_pair: tuple[Path, Path], tiny_weights: Path, tmp_path: Path) -> None:
     _, quarter = mayo_pair
     out = tmp_path / "mayo"

@@ -25,6 +25,7 @@ from ldct_invrep.data import (
     split_unpaired,
     write_datalist,
 )
+from ldct_invrep import io
 from ldct_invrep.data.ct_cache import assign_slices, nifti_axial_slices, resample_slices
 from ldct_invrep.errors import InputError
 
@@ -165,6 +166,7 @@ def test_paired_slice_dataset() -> None:
         PairedSliceDataset([np.zeros((4, 4))], [np.zeros((4, 5))])[0]
 
 
+@pytest.mark.shared_data
 def test_dicom_slice_sequence_real_mayo_pair(mayo_pair: tuple[Path, Path]) -> None:
     full, quarter = mayo_pair
     seq = DicomSliceSequence([full, quarter], cache_size=1)
@@ -192,6 +194,7 @@ def test_datalist_round_trip(tmp_path: Path) -> None:
         },
         {"data_root": str(tmp_path / "data")},
     )
+    assert [p.name for p in path.parent.iterdir()] == ["d.json"]  # written through io.atomic, no temporaries
     training = load_datalist(path)
     assert training == [{"noisy": str(tmp_path / "data" / "a.dcm")}, {"clean": str(tmp_path / "data" / "b.dcm")}]
     assert load_datalist(path, "validation") == []
@@ -263,7 +266,6 @@ def test_nifti_axial_slices_orientation() -> None:
 
 def test_nifti_slices_match_dicom_display(sample_series: Path, tmp_path: Path) -> None:
     """A DICOM series written as NIfTI (through ldct_invrep.io) comes back as the same axial images."""
-    io = pytest.importorskip("ldct_invrep.io")
     series = io.read_series(sample_series)
     path = io.write_nifti(tmp_path / "s.nii.gz", series.hu[:3], series.affine(ras=True))
     vol = io.read_nifti(path)
@@ -293,6 +295,7 @@ def test_build_ct_training_cache_protocol(tmp_path: Path) -> None:
     out = tmp_path / "cache" / "ct.npz"
     manifest = build_ct_training_cache([src], out, dose_fraction=0.25, seed=0, hold_out=0.2, simulator=fake_low_dose)
     assert out.is_file() and json.loads(out.with_suffix(".json").read_text()) == manifest
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ct.json", "ct.npz"]  # io.atomic leaves no temporaries
     entry = manifest["sources"][0]
     assert entry["slices_skipped_no_body"] == 1 and entry["kind"] == "nifti" and entry["orientation"] == "RAS"
     sets = entry["slice_indices"]
@@ -361,9 +364,6 @@ def test_build_ct_training_cache_resamples_training_slices(tmp_path: Path) -> No
 
 
 def test_build_ct_training_cache_real_simulator(tmp_path: Path) -> None:
-    lowdose = pytest.importorskip("ldct_invrep.transforms.lowdose")
-    if not hasattr(lowdose, "simulate_low_dose"):
-        pytest.skip("simulate_low_dose not available yet")
     src = phantom_nifti(tmp_path / "ct.nii.gz", n_slices=6)
     manifest = build_ct_training_cache([src], tmp_path / "c.npz", dose_fraction=0.25, seed=0, hold_out=0.2)
     cache = load_ct_training_cache(tmp_path / "c.npz", units="hu")

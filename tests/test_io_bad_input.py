@@ -91,6 +91,7 @@ def test_empty_folder(tmp_path):
     expect_input_error(empty, lambda: read_series(empty), "empty")
 
 
+@pytest.mark.shared_data
 def test_folder_of_non_dicom_files(tmp_path):
     folder = tmp_path / "pictures"
     folder.mkdir()
@@ -107,6 +108,7 @@ def test_single_non_dicom_file(tmp_path):
     expect_input_error(file, lambda: read_series(file), "not a DICOM file")
 
 
+@pytest.mark.shared_data
 def test_dicom_mixed_with_other_files_works(ge):
     (ge / "README.txt").write_text("export notes")
     (ge / "DICOMDIR").write_bytes(b"\x00" * 200)
@@ -120,12 +122,14 @@ def test_dicom_mixed_with_other_files_works(ge):
     assert read_series(ge, recursive=True).hu.shape == (4, 16, 16)
 
 
+@pytest.mark.shared_data
 def test_two_images_at_the_same_position(ge):
     position = pydicom.dcmread(ge / "7166").ImagePositionPatient
     edit(ge / "7196", ImagePositionPatient=position)  # a different SOP instance at the same place
     expect_input_error(ge, lambda: read_series(ge), "7166 and 7196 are at the same position")
 
 
+@pytest.mark.shared_data
 def test_two_series_in_one_folder(ge, tmp_path, sample_series):
     for f in sorted(sample_series.iterdir())[:2]:
         shutil.copy2(f, ge / f.name)  # 2 slices of a second (Siemens) series with an empty SeriesInstanceUID
@@ -139,11 +143,13 @@ def test_two_series_in_one_folder(ge, tmp_path, sample_series):
     expect_input_error(ge, lambda: read_series(ge, series_uid="1.2.3"), "no series with")
 
 
+@pytest.mark.shared_data
 def test_two_real_mayo_series_in_one_folder():
     folder = shared_path("mayo2016_mapnn_ima")
     expect_input_error(folder, lambda: read_series(folder), "2 DICOM series", "(1 slice")
 
 
+@pytest.mark.shared_data
 def test_non_ct_modality_refused_unless_forced(ge):
     for f in ge.iterdir():
         edit(f, Modality="MR")
@@ -158,6 +164,7 @@ def test_missing_rescale_on_unsigned_data_refused(tmp_path, sample_series):
     expect_input_error(folder, lambda: read_series(folder), "RescaleSlope", "unsigned")
 
 
+@pytest.mark.shared_data
 def test_missing_rescale_on_signed_non_hu_data_refused(ge):
     for f in ge.iterdir():  # stored = HU + 1024 >= 0: without the intercept this is not HU
         edit(f, RescaleSlope=None, RescaleIntercept=None)
@@ -165,6 +172,7 @@ def test_missing_rescale_on_signed_non_hu_data_refused(ge):
     assert read_series(ge, force=True).hu.min() >= 0
 
 
+@pytest.mark.shared_data
 def test_missing_rescale_on_signed_hu_like_data_assumed_identity(ge, caplog):
     reference = read_series(ge).hu
     for f in ge.iterdir():  # store HU directly (signed, air at about -1000) and drop slope/intercept
@@ -178,6 +186,7 @@ def test_missing_rescale_on_signed_hu_like_data_assumed_identity(ge, caplog):
     np.testing.assert_array_equal(series.hu, reference)
 
 
+@pytest.mark.shared_data
 def test_truncated_uncompressed_file(ge):
     victim = ge / "7136"
     data = victim.read_bytes()
@@ -193,6 +202,7 @@ def test_truncated_jpeg2000_file(tmp_path, sample_series):
     expect_input_error(victim, lambda: info.read_hu(), "truncated")  # ... the pixel data is not
 
 
+@pytest.mark.shared_data
 def test_inconsistent_slice_sizes(ge):
     victim = ge / "7166"
     ds = pydicom.dcmread(victim)
@@ -202,6 +212,7 @@ def test_inconsistent_slice_sizes(ge):
     expect_input_error(ge, lambda: read_series(ge), "different sizes", "16x16 (3 files", "8x8 (1 file")
 
 
+@pytest.mark.shared_data
 def test_one_slice_series_works(tmp_path):
     folder = copy_series(shared_path("ct_dicom_tiny16_monai"), tmp_path / "one", limit=1)
     series = read_series(folder)
@@ -209,6 +220,7 @@ def test_one_slice_series_works(tmp_path):
     expect_input_error(folder, lambda: read_series(folder, allow_single_slice=False), "single slice")
 
 
+@pytest.mark.shared_data
 def test_16x16_series_reads():
     assert read_series(shared_path("ct_dicom_tiny16_monai")).hu.shape == (4, 16, 16)
 
@@ -224,6 +236,7 @@ def test_nifti_with_nan_or_inf(tmp_path, bad):
     assert fixed.hu[1, 3, 2] == -1024.0 and np.isfinite(fixed.hu).all()
 
 
+@pytest.mark.shared_data
 def test_output_folder_exists(ge, tmp_path):
     source = read_series(ge)
     out = tmp_path / "out"
@@ -241,6 +254,7 @@ def test_output_folder_exists(ge, tmp_path):
     assert float(read_series(ours).hu.max()) == -1000.0
 
 
+@pytest.mark.shared_data
 def test_output_inside_the_input_folder(ge, tmp_path):
     inner = ge / "denoised"
     expect_input_error(ge, lambda: check_output_location(ge, inner), "inside the input folder", named=inner)
@@ -255,6 +269,7 @@ def test_output_inside_the_input_folder(ge, tmp_path):
     check_output_location(file, tmp_path / "elsewhere")
 
 
+@pytest.mark.shared_data
 def test_failure_while_writing_leaves_no_output(ge, tmp_path):
     source = read_series(ge)
 

@@ -75,6 +75,7 @@ def test_read_siemens_jpeg2000_series_matches_gdcm(sample_series):
     np.testing.assert_allclose(np.reshape(ref.GetDirection(), (3, 3)), series.direction)
 
 
+@pytest.mark.shared_data
 def test_ge_tiny_16x16_signed_series():
     folder = shared_path("ct_dicom_tiny16_monai")
     series = read_series(folder)
@@ -85,6 +86,7 @@ def test_ge_tiny_16x16_signed_series():
     np.testing.assert_array_equal(ref.astype(np.float32), series.hu)
 
 
+@pytest.mark.shared_data
 def test_rle_compressed_copy_reads_the_same_and_writes_uncompressed(tmp_path):
     """Another encapsulated transfer syntax (RLE Lossless, encoded here by pydicom), signed 16-bit data."""
     src = shared_path("ct_dicom_tiny16_monai")
@@ -103,6 +105,7 @@ def test_rle_compressed_copy_reads_the_same_and_writes_uncompressed(tmp_path):
     np.testing.assert_array_equal(read_series(tmp_path / "out").hu, series.hu)
 
 
+@pytest.mark.shared_data
 def test_sorting_uses_the_slice_normal_not_instance_number(tmp_path):
     """Sagittal slices: normal = row x col = (-1, 0, 0), so the largest x comes first; InstanceNumber misleads."""
     folder = copy_files(shared_path("ct_dicom_tiny16_monai"), tmp_path / "sag")
@@ -126,6 +129,7 @@ def test_sorting_uses_the_slice_normal_not_instance_number(tmp_path):
     np.testing.assert_array_equal(sitk.GetArrayFromImage(ref).astype(np.float32), series.hu)
 
 
+@pytest.mark.shared_data
 def test_single_ima_file(mayo_pair):
     full, _ = mayo_pair
     series = read_series(full)
@@ -147,6 +151,7 @@ def test_streaming_equals_full_read(sample_series):
     np.testing.assert_array_equal(info.read_slice(5), full[5])
 
 
+@pytest.mark.shared_data
 def test_read_all_series_separates_series(tmp_path):
     folder = copy_files(shared_path("ct_dicom_tiny16_monai"), tmp_path / "two")
     for f in sorted(folder.iterdir())[:2]:
@@ -226,6 +231,7 @@ def test_derived_siemens_series_reads_back_in_simpleitk(sample_series, tmp_path,
     assert again.origin == pytest.approx(source.origin) and again.spacing == pytest.approx(source.spacing)
 
 
+@pytest.mark.shared_data
 def test_derived_ge_series_keeps_geometry_and_signed_values(tmp_path):
     folder = shared_path("ct_dicom_tiny16_monai")
     source = read_series(folder)
@@ -269,6 +275,7 @@ def test_streaming_writer_any_order_and_incomplete_leaves_nothing(sample_series,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stream"]  # no temporary folder left behind
 
 
+@pytest.mark.shared_data
 def test_long_description_is_cut_to_64_characters_keeping_the_suffix(tmp_path):
     folder = copy_files(shared_path("ct_dicom_tiny16_monai"), tmp_path / "in")
     for f in folder.iterdir():
@@ -304,6 +311,7 @@ def test_monai_load_image_with_lir_reader(sample_series):
     np.testing.assert_allclose(ref.affine.numpy() @ [3, 5, 19, 1], img.affine.numpy() @ [3, 5, 0, 1], atol=1e-4)
 
 
+@pytest.mark.shared_data
 def test_monai_load_imaged_pipeline_numpy_order():
     from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 

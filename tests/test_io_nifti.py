@@ -21,6 +21,7 @@ def oblique_affine() -> np.ndarray:
     return affine
 
 
+@pytest.mark.shared_data
 def test_read_real_ct_nifti():
     path = shared_path("ct_nifti", "example_ct.nii.gz")
     vol = read_nifti(path)

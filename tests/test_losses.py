@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from monai.utils import LossReduction
 from torch import nn
 
 from ldct_invrep.errors import InputError
@@ -28,6 +29,7 @@ from ldct_invrep.losses import (
     VGG19Features,
 )
 from ldct_invrep.losses import vgg as vgg_module
+from ldct_invrep.networks import lir
 from ldct_invrep.networks.lir import LIRForward
 
 LOG2 = math.log(2.0)
@@ -187,6 +189,7 @@ def test_noise_code_kl() -> None:
     assert NoiseCodeKLLoss()(mu).item() == pytest.approx(0.5 * (1 + 4) / 2)
     assert NoiseCodeKLLoss(reduction="sum")(mu).item() == pytest.approx(2.5)
     assert torch.allclose(NoiseCodeKLLoss(reduction="none")(mu), torch.tensor([0.5, 2.0]))
+    assert NoiseCodeKLLoss(reduction=LossReduction.SUM)(mu).item() == pytest.approx(2.5)  # MONAI's enum works too
 
 
 # --------------------------------------------------------------------------- VGG-19 loader
@@ -473,7 +476,6 @@ def test_objective_switches() -> None:
 
 
 def test_objective_with_lir_networks() -> None:
-    lir = pytest.importorskip("ldct_invrep.networks.lir")
     config = lir.LIRConfig(base_channels=8, n_res=1, dis_channels=8, dis_layers=2, dis_scales=2)
     net, disc = lir.LIRNet(config), lir.LIRDiscriminators(config)
     torch.manual_seed(0)

@@ -12,7 +12,7 @@ from conftest import SAMPLE_SERIES, SHARED_DATA
 from scipy import ndimage
 
 from ldct_invrep.transforms.lowdose import (
-    SimulateLowDosed,
+    RandSimulateLowDosed,
     back_project,
     filter_sinogram,
     insertion_noise_variance,
@@ -95,7 +95,7 @@ def test_invalid_dose_fraction_raises(small, fraction):
     with pytest.raises(ValueError, match="dose_fraction"):
         simulate_low_dose(hu, fraction, SPACING, seed=0, calibration="mayo", incident_flux=FLUX)
     with pytest.raises(ValueError, match="dose_fraction"):
-        SimulateLowDosed("image", dose_fraction=fraction)
+        RandSimulateLowDosed("image", dose_fraction=fraction)
 
 
 def test_bad_slice_and_spacing_raise(small):
@@ -194,7 +194,7 @@ def test_dict_transform_channels_seed_and_meta(small):
         torch.from_numpy(np.stack([hu, hu]).astype(np.float32)),
         affine=torch.diag(torch.tensor([SPACING, SPACING, 1.0, 1.0])),
     )
-    t = SimulateLowDosed("image", dose_fraction=0.25, seed=5, calibration="mayo", incident_flux=FLUX)
+    t = RandSimulateLowDosed("image", dose_fraction=0.25, seed=5, calibration="mayo", incident_flux=FLUX)
     out = t({"image": img, "other": 1})
     assert isinstance(out["image"], MetaTensor) and out["image"].shape == (2, *hu.shape)
     assert out["other"] == 1
@@ -210,19 +210,19 @@ def test_dict_transform_channels_seed_and_meta(small):
 def test_dict_transform_spacing_sources(small):
     hu, _ = small
     arr = hu[None].astype(np.float32)
-    by_key = SimulateLowDosed("image", seed=1, pixel_spacing_key="spacing", calibration="mayo")(
+    by_key = RandSimulateLowDosed("image", seed=1, pixel_spacing_key="spacing", calibration="mayo")(
         {"image": arr, "spacing": (SPACING, SPACING, 5.0)}
     )
-    fixed = SimulateLowDosed("image", seed=1, pixel_spacing_mm=SPACING, calibration="mayo")({"image": arr})
+    fixed = RandSimulateLowDosed("image", seed=1, pixel_spacing_mm=SPACING, calibration="mayo")({"image": arr})
     assert isinstance(fixed["image"], np.ndarray)
     np.testing.assert_array_equal(by_key["image"], fixed["image"])
     volume = np.stack([arr, arr], axis=-1)  # C x H x W x D
-    out = SimulateLowDosed("image", seed=1, pixel_spacing_mm=SPACING, calibration="mayo")({"image": volume})["image"]
+    out = RandSimulateLowDosed("image", seed=1, pixel_spacing_mm=SPACING, calibration="mayo")({"image": volume})["image"]
     assert out.shape == volume.shape and not np.array_equal(out[..., 0], out[..., 1])
     with pytest.raises(ValueError, match="pixel spacing"):
-        SimulateLowDosed("image")({"image": arr})
+        RandSimulateLowDosed("image")({"image": arr})
     with pytest.raises(ValueError, match="non-square"):
-        SimulateLowDosed("image", pixel_spacing_key="s")({"image": arr, "s": (SPACING, 1.0)})
+        RandSimulateLowDosed("image", pixel_spacing_key="s")({"image": arr, "s": (SPACING, 1.0)})
 
 
 def _read_hu(path) -> np.ndarray:

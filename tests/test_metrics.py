@@ -186,3 +186,12 @@ def test_mayo_quarter_vs_full_dose_is_plausible(mayo_pair) -> None:
     # the same noise, measured in two ranges: PSNR difference = 20 log10(4096/400) - 20 log10(rmse_f/rmse_a)
     expect = 20 * math.log10(4096 / 400) - 20 * math.log10(f.rmse_hu / a.rmse_hu)
     assert f.psnr - a.psnr == pytest.approx(expect, abs=1e-6)
+
+
+def test_format_mean_std_is_the_one_report_format() -> None:
+    from ldct_invrep.metrics import format_mean_std, format_number
+
+    assert format_mean_std({"mean": 31.2345, "std": 0.5}, 2) == "31.23 ± 0.50"
+    assert format_mean_std({"mean": 0.91234, "std": None}, 3) == "0.912"
+    assert format_mean_std({"mean": float("inf"), "std": float("nan")}, 2) == "inf ± nan"
+    assert format_number(1.0, 4) == "1.0000"

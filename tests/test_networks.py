@@ -9,6 +9,7 @@ import pytest
 import torch
 from _helpers import TINY, one_thread_fixture
 
+from ldct_invrep.losses.objective import LIRLossWeights, LIRObjective
 from ldct_invrep.networks import (
     PRESETS,
     LIRConfig,
@@ -138,8 +139,7 @@ def test_every_discriminator_parameter_gets_a_gradient(use_rd):
 def test_objective_reaches_every_parameter():
     """With the real objective (eq. 14 without VGG) every trainable parameter of both players gets a
     gradient, so DistributedDataParallel needs no find_unused_parameters."""
-    objective_mod = pytest.importorskip("ldct_invrep.losses.objective")
-    objective = objective_mod.LIRObjective(objective_mod.LIRLossWeights(semantic=0.0))
+    objective = LIRObjective(LIRLossWeights(semantic=0.0))
     config = TINY
     net, disc = LIRNet(config).train(), LIRDiscriminators(config)
     out = net(*_batch(config))

@@ -226,6 +226,7 @@ def test_image_manifests_match_sources() -> None:
     assert len(ids) == len(set(ids)) == 150
 
 
+@pytest.mark.shared_data
 def test_verify_image_set_real_bsd68_and_modified_copy(tmp_path: Path) -> None:
     folder = shared_path("bsd68")
     report = verify_image_set(folder, "bsd68")
@@ -251,6 +252,7 @@ def test_verify_image_set_real_bsd68_and_modified_copy(tmp_path: Path) -> None:
     assert len(entries) == 68 and entries[0]["image"].endswith("test001.png")
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("name", ["set12", "kodak24", "train400", "cbsd68", "cbsd432"])
 def test_other_image_sets_verify(name: str) -> None:
     report = verify_image_set(shared_path(name), name)

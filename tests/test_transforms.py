@@ -9,13 +9,14 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureTyped, Invertd
 from skimage.util import random_noise
 
+from ldct_invrep.errors import InputError
 from ldct_invrep.transforms import (
     NETWORK_HU_RANGE,
     WINDOWS,
-    AddBlindGaussianNoised,
-    AddPoissonNoised,
     HUWindowd,
     HUWindowInversed,
+    RandBlindGaussianNoised,
+    RandPoissonNoised,
     add_poisson_noise,
     hu_to_net,
     net_to_hu,
@@ -51,12 +52,26 @@ def test_window_from_name_or_range():
     assert window_from_name_or_range("Abdomen") == (-160.0, 240.0)
     assert window_from_name_or_range("soft-tissue") == (-160.0, 240.0)
     assert window_from_name_or_range((-100, 300)) == (-100.0, 300.0)
-    with pytest.raises(ValueError, match="unknown window"):
+    with pytest.raises(InputError, match="unknown window"):
         window_from_name_or_range("pelvis")
-    with pytest.raises(ValueError, match="lo < hi"):
+    with pytest.raises(InputError, match="lo < hi"):
         window_from_name_or_range((300, -100))
-    with pytest.raises(ValueError, match="lo < hi"):
+    with pytest.raises(InputError, match="lo < hi"):
         window_from_name_or_range((1, 2, 3))
+    with pytest.raises(InputError, match="lo < hi"):
+        window_from_name_or_range(5)  # type: ignore[arg-type]
+
+
+def test_one_window_registry_for_transforms_and_metrics():
+    """metrics resolves every WINDOWS name (case-insensitive) to the same (lo, hi); bad names fail alike."""
+    from ldct_invrep.metrics import METRIC_WINDOWS, resolve_window
+
+    for name, (lo, hi) in WINDOWS.items():
+        win = resolve_window(name.upper())
+        assert (win.name, win.lo, win.hi) == (name, lo, hi)
+    assert all(METRIC_WINDOWS[k] == WINDOWS[k] for k in METRIC_WINDOWS) and set(METRIC_WINDOWS) == {"abdomen", "full"}
+    with pytest.raises(InputError, match="unknown window"):
+        resolve_window("pelvis")
 
 
 def test_hu_to_net_and_back_numpy_and_torch():
@@ -130,7 +145,7 @@ def image() -> np.ndarray:
 
 
 def test_blind_gaussian_sigma_within_range_and_matches_noise(image):
-    t = AddBlindGaussianNoised("img", sigma_range=(5, 50), clip=False)
+    t = RandBlindGaussianNoised("img", sigma_range=(5, 50), clip=False)
     t.set_random_state(0)
     sigmas = []
     for _ in range(20):
@@ -144,7 +159,7 @@ def test_blind_gaussian_sigma_within_range_and_matches_noise(image):
 
 
 def test_blind_gaussian_fixed_sigma_seeded_and_clipped(image):
-    t = AddBlindGaussianNoised("img", sigma_range=(50, 50))
+    t = RandBlindGaussianNoised("img", sigma_range=(50, 50))
     t.set_random_state(3)
     a = t({"img": torch.from_numpy(image)})["img"]
     assert isinstance(a, torch.Tensor) and a.dtype == torch.float32
@@ -159,7 +174,7 @@ def test_blind_gaussian_fixed_sigma_seeded_and_clipped(image):
 
 def test_blind_gaussian_rejects_bad_range():
     with pytest.raises(ValueError, match="sigma_range"):
-        AddBlindGaussianNoised("img", sigma_range=(50, 5))
+        RandBlindGaussianNoised("img", sigma_range=(50, 5))
 
 
 @pytest.mark.parametrize("seed", [0, 12345])
@@ -172,7 +187,7 @@ def test_poisson_matches_scikit_image(image, seed):
 
 
 def test_poisson_transform_seeded_range_and_equal_to_random_noise(image):
-    t = AddPoissonNoised("img")
+    t = RandPoissonNoised("img")
     t.set_random_state(7)
     out = t({"img": image})["img"]
     assert out.dtype == np.float32 and out.shape == image.shape
@@ -187,3 +202,28 @@ def test_poisson_transform_seeded_range_and_equal_to_random_noise(image):
     assert not np.array_equal(again, out)
     t.set_random_state(7)
     np.testing.assert_array_equal(t({"img": image})["img"], out)
+
+
+def test_center_crop_matches_index_arithmetic():
+    from ldct_invrep.transforms import center_crop
+
+    a = np.arange(300 * 200, dtype=np.float32).reshape(300, 200)
+    out = center_crop(a, 128)
+    assert out.shape == (128, 128) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, a[86:214, 36:164])
+    assert center_crop(a, 256).shape == (256, 200)  # the short side stays whole
+    np.testing.assert_array_equal(center_crop(a, None), a)
+    rgb = np.stack([a, a + 1, a + 2]).astype(np.uint8)  # channel-first colour image
+    np.testing.assert_array_equal(center_crop(rgb, 128), rgb[:, 86:214, 36:164])
+
+
+def test_random_transforms_carry_the_monai_rand_prefix():
+    from monai.transforms import RandomizableTransform
+
+    from ldct_invrep.transforms import lowdose, noise
+
+    for cls in (RandBlindGaussianNoised, RandPoissonNoised, lowdose.RandSimulateLowDosed):
+        assert issubclass(cls, RandomizableTransform) and cls.__name__.startswith("Rand")
+    # the names before the rename still import, as the same classes
+    assert noise.AddBlindGaussianNoised is RandBlindGaussianNoised and noise.AddPoissonNoised is RandPoissonNoised
+    assert lowdose.SimulateLowDosed is lowdose.RandSimulateLowDosed

@@ -32,6 +32,7 @@ from ldct_invrep.baselines.redcnn import REDCNN
 from ldct_invrep.data.datasets import area_probabilities
 from ldct_invrep.errors import InputError
 from ldct_invrep.io.atomic import atomic_replace
+from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, net_to_hu
 
 __all__ = [
     "FORMAT",
@@ -46,21 +47,11 @@ __all__ = [
 
 FORMAT = "ldct-invrep-redcnn"
 FORMAT_VERSION = 1
-HU_RANGE = (-1024.0, 3072.0)
+HU_RANGE = NETWORK_HU_RANGE
 AIR_HU = -900.0
 
 
 # --------------------------------------------------------------------------------------------- data
-def _hu_to_net(hu: np.ndarray, hu_range: tuple[float, float] = HU_RANGE) -> np.ndarray:
-    lo, hi = hu_range
-    return ((np.clip(np.asarray(hu, dtype=np.float32), lo, hi) - lo) / (hi - lo) * 2.0 - 1.0).astype(np.float32)
-
-
-def _net_to_hu(net: np.ndarray, hu_range: tuple[float, float] = HU_RANGE) -> np.ndarray:
-    lo, hi = hu_range
-    return ((np.asarray(net, dtype=np.float32) + 1.0) / 2.0 * (hi - lo) + lo).astype(np.float32)
-
-
 def load_paired_training_slices(
     cache_path: str | Path, max_slices: int | None = None, seed: int = 0
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
@@ -137,8 +128,8 @@ def extract_paired_patches(
             cp = c[r : r + patch_size, q : q + patch_size]
             if (cp > AIR_HU).mean() >= min_tissue_fraction:
                 break
-        noisy_out[i, 0] = _hu_to_net(n[r : r + patch_size, q : q + patch_size])
-        clean_out[i, 0] = _hu_to_net(cp)
+        noisy_out[i, 0] = hu_to_net(n[r : r + patch_size, q : q + patch_size])
+        clean_out[i, 0] = hu_to_net(cp)
     return noisy_out, clean_out
 
 
@@ -304,8 +295,8 @@ def redcnn_method(model: REDCNN, hu_range: Sequence[float] = HU_RANGE) -> Callab
         stack = a[None] if a.ndim == 2 else a
         out = np.empty_like(stack)
         for i, s in enumerate(stack):
-            y = model(torch.from_numpy(_hu_to_net(s, (lo, hi)))[None, None])[0, 0].numpy()
-            out[i] = _net_to_hu(y, (lo, hi))
+            y = model(torch.from_numpy(hu_to_net(s, (lo, hi)))[None, None])[0, 0].numpy()
+            out[i] = net_to_hu(y, (lo, hi))
             outside = (s < lo) | (s > hi)
             out[i][outside] = s[outside]
         return out[0] if a.ndim == 2 else out

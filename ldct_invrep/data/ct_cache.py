@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from ldct_invrep import __version__
 from ldct_invrep.data.datasets import AIR_THRESHOLD_HU, split_unpaired
 from ldct_invrep.data.image_sets import sha256_file
 from ldct_invrep.errors import InputError
+from ldct_invrep.io.atomic import atomic_output_file
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net
 
 HU_RANGE = NETWORK_HU_RANGE
@@ -366,10 +366,8 @@ def build_ct_training_cache(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "generated_by": f"ldct_invrep {__version__} (ldct_invrep.data.ct_cache.build_ct_training_cache)",
     }
-    manifest_path = out.with_suffix(".json")
-    tmp = manifest_path.with_name(f".{manifest_path.name}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, manifest_path)
+    with atomic_output_file(out.with_suffix(".json"), overwrite=True) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
 
 
@@ -442,15 +440,10 @@ def _iter_volumes(sources: Sequence[tuple[str | Path, bool]]) -> Iterator[tuple[
 
 
 def _save_npz_atomic(out: Path, arrays: dict[str, np.ndarray]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.npz")  # created with the umask (mkstemp would give 0600)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``np.savez_compressed`` through :func:`ldct_invrep.io.atomic.atomic_output_file` (a file object, so
+    numpy does not append ``.npz`` to the temporary name)."""
+    with atomic_output_file(out, overwrite=True) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 @dataclass

@@ -86,7 +86,7 @@ def write_datalist(
     (:func:`ldct_invrep.io.atomic.is_own_file`), else :class:`InputError`.
     """
     from ldct_invrep import __version__
-    from ldct_invrep.io.atomic import JSON_STAMP_KEY, check_replaceable
+    from ldct_invrep.io.atomic import JSON_STAMP_KEY, atomic_output_file, check_replaceable
 
     path = Path(path)
     if path.is_dir():
@@ -98,15 +98,7 @@ def write_datalist(
     for k in ("training", "validation", "test"):
         if k in doc:
             doc[f"num{k.capitalize()}"] = len(doc[k])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() keeps the umask (mkstemp would give 0600)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output_file(path, overwrite=True, own_only=True) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
     return path

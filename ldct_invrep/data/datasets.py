@@ -16,13 +16,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ldct_invrep.errors import InputError
+from ldct_invrep.transforms.windowing import hu_to_net
 
 T = TypeVar("T")
 
-# HU -900 in network range: HU clipped to [-1024, 3072] mapped linearly to [-1, 1] (contracts.md),
-# i.e. the same mapping as ``ldct_invrep.transforms.windowing.hu_to_net``.
+#: Air / body threshold in HU, and the same value in network range (``transforms.windowing.hu_to_net``).
 AIR_THRESHOLD_HU = -900.0
-AIR_THRESHOLD_NET = -1.0 + 2.0 * (AIR_THRESHOLD_HU + 1024.0) / 4096.0
+AIR_THRESHOLD_NET = float(hu_to_net(np.float64(AIR_THRESHOLD_HU)))
 
 ImageLike = np.ndarray | torch.Tensor
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from ldct_invrep.data.natural import IMAGE_SUFFIXES, list_images, load_image_8bit, quantize8
 from ldct_invrep.errors import InputError
+from ldct_invrep.transforms.crop import center_crop
 
 __all__ = ["NOISES", "NoisyImage", "add_test_noise", "image_rng", "load_test_images", "noisy_test_set", "poisson_peak"]
 
@@ -85,12 +86,6 @@ def add_test_noise(
     return quantize8(out) if quantize else out.astype(np.float32)
 
 
-def _centre_crop(img: np.ndarray, size: int) -> np.ndarray:
-    h, w = img.shape[-2:]
-    r, c = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return img[..., r : r + size, c : c + size]
-
-
 def load_test_images(
     folder: str | os.PathLike,
     channels: int = 3,
@@ -105,7 +100,7 @@ def load_test_images(
     if not paths:
         raise InputError(f"{folder}: no {'/'.join(wanted)} images found")
     images = {p.name: load_image_8bit(p, channels) for p in paths}
-    return {k: _centre_crop(v, crop) for k, v in images.items()} if crop else images
+    return {k: center_crop(v, crop) for k, v in images.items()} if crop else images
 
 
 def noisy_test_set(

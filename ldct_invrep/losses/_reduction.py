@@ -1,34 +1,40 @@
-"""Reduction helpers shared by the loss modules (``torch.nn.modules.loss._Loss`` semantics)."""
+"""Reduction helpers shared by the loss modules (``torch.nn.modules.loss._Loss`` semantics).
+
+The reduction names are MONAI's :class:`monai.utils.LossReduction` (``"none"``, ``"mean"``, ``"sum"``); a
+member of that enum or its string works wherever a loss takes ``reduction``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
+from monai.utils import LossReduction
 from torch import Tensor
 
-REDUCTIONS = ("none", "mean", "sum")
+REDUCTIONS = tuple(r.value for r in LossReduction)
 
 
-def check_reduction(reduction: str, allowed: Sequence[str] = REDUCTIONS, *, owner: str = "loss") -> str:
-    """Return ``reduction`` if it is one of ``allowed``, else raise ``ValueError``."""
-    if reduction not in allowed:
+def check_reduction(reduction: LossReduction | str, allowed: Sequence[str] = REDUCTIONS, *, owner: str = "loss") -> str:
+    """The string value of ``reduction`` if it is one of ``allowed``, else raise ``ValueError``."""
+    value = reduction.value if isinstance(reduction, LossReduction) else reduction
+    if value not in allowed:
         raise ValueError(f"{owner}: reduction must be one of {tuple(allowed)}, got {reduction!r}")
-    return reduction
+    return value
 
 
 def reduce(values: Tensor, reduction: str) -> Tensor:
     """Apply ``"none"`` / ``"mean"`` / ``"sum"`` to an element-wise loss tensor."""
-    if reduction == "mean":
+    if reduction == LossReduction.MEAN:
         return values.mean()
-    if reduction == "sum":
+    if reduction == LossReduction.SUM:
         return values.sum()
     return values
 
 
 def sum_of_pair_losses(pair_losses: Sequence[Tensor], reduction: str) -> Tensor:
     """Add per-pair losses; with ``reduction="none"`` the element-wise maps must have one shape."""
-    if reduction == "none":
+    if reduction == LossReduction.NONE:
         shapes = {tuple(t.shape) for t in pair_losses}
         if len(shapes) > 1:
             raise ValueError(f"reduction='none' needs pairs of one shape, got {sorted(shapes)}")

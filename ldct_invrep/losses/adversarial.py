@@ -110,7 +110,7 @@ class RepresentationAdversarialLoss(_AdversarialLoss):
     Deviation we do not reproduce by default: the official code steps D_R three extra times per iteration
     (plus once in the discriminator update) and, through a stray optimiser step in its generator update,
     also moves D_R toward outputting 0.5 on both domains, which works against D_R's own objective
-    (research anchors 1.2). Here D_R is updated once per iteration by ``discriminator`` only; extra D_R steps
+    (docs/architecture.md, "Deviations from the official code"). Here D_R is updated once per iteration by ``discriminator`` only; extra D_R steps
     are a training-loop choice (the engine), not part of the loss.
     """
 

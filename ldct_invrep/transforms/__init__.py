@@ -1,7 +1,8 @@
 """MONAI transforms: HU windowing (invertible), low-dose CT simulation, natural-image noise."""
 
-from .lowdose import SimulateLowDosed, simulate_low_dose
-from .noise import AddBlindGaussianNoised, AddPoissonNoised, add_poisson_noise
+from .crop import center_crop
+from .lowdose import RandSimulateLowDosed, simulate_low_dose
+from .noise import RandBlindGaussianNoised, RandPoissonNoised, add_poisson_noise
 from .windowing import (
     NETWORK_HU_RANGE,
     NETWORK_RANGE,
@@ -18,12 +19,13 @@ __all__ = [
     "NETWORK_HU_RANGE",
     "NETWORK_RANGE",
     "WINDOWS",
-    "AddBlindGaussianNoised",
-    "AddPoissonNoised",
     "HUWindowInversed",
     "HUWindowd",
-    "SimulateLowDosed",
+    "RandBlindGaussianNoised",
+    "RandPoissonNoised",
+    "RandSimulateLowDosed",
     "add_poisson_noise",
+    "center_crop",
     "hu_to_net",
     "net_to_hu",
     "simulate_low_dose",

@@ -153,7 +153,7 @@ __all__ = [
     "FBP_FILTERS",
     "MU_WATER_PER_MM",
     "CALIBRATIONS",
-    "SimulateLowDosed",
+    "RandSimulateLowDosed",
     "back_project",
     "fbp_filter_response",
     "filter_sinogram",
@@ -583,7 +583,7 @@ def _spacing_value(value: Any, where: str) -> float:
     return float(arr[0])
 
 
-class SimulateLowDosed(RandomizableTransform, MapTransform):
+class RandSimulateLowDosed(RandomizableTransform, MapTransform):
     """Dictionary transform: replace full-dose HU images by simulated ``dose_fraction`` ones.
 
     Images are C x H x W (one 2D slice per channel) or C x H x W x D (slices along the last axis), in HU;
@@ -672,3 +672,7 @@ class SimulateLowDosed(RandomizableTransform, MapTransform):
                 )  # fmt: skip
             d[key] = convert_to_dst_type(out, d[key], dtype=np.float32)[0]
         return d
+
+
+#: Name before the MONAI ``Rand`` prefix (issue 14); kept so existing imports keep working.
+SimulateLowDosed = RandSimulateLowDosed

@@ -18,7 +18,7 @@ from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type, convert_to_numpy
 from skimage.util import img_as_float
 
-__all__ = ["AddBlindGaussianNoised", "AddPoissonNoised", "add_poisson_noise"]
+__all__ = ["RandBlindGaussianNoised", "RandPoissonNoised", "add_poisson_noise"]
 
 _SEED_HIGH = 2**31 - 1
 
@@ -51,7 +51,7 @@ def _check_sigma_range(sigma_range: Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
-class AddBlindGaussianNoised(RandomizableTransform, MapTransform):
+class RandBlindGaussianNoised(RandomizableTransform, MapTransform):
     """Add white Gaussian noise whose sigma is drawn per image, uniformly in ``sigma_range`` (paper 4.2).
 
     ``sigma_range`` is on the ``scale`` (0-255) scale, the images in [0, 1], so the noise std is
@@ -98,7 +98,7 @@ class AddBlindGaussianNoised(RandomizableTransform, MapTransform):
         return d
 
 
-class AddPoissonNoised(RandomizableTransform, MapTransform):
+class RandPoissonNoised(RandomizableTransform, MapTransform):
     """Poisson noise as scikit-image's ``random_noise(mode="poisson")`` makes it (paper 4.2), seeded.
 
     Each call draws ``self.seed`` from ``self.R``; the result for a key equals
@@ -125,3 +125,8 @@ class AddPoissonNoised(RandomizableTransform, MapTransform):
             dtype = img.dtype if np.issubdtype(img.dtype, np.floating) else np.float32
             d[key] = convert_to_dst_type(add_poisson_noise(img, gen, self.clip), d[key], dtype=dtype)[0]
         return d
+
+
+#: Names before the MONAI ``Rand`` prefix (issue 14); kept so existing imports keep working.
+AddBlindGaussianNoised = RandBlindGaussianNoised
+AddPoissonNoised = RandPoissonNoised

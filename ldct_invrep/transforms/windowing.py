@@ -1,8 +1,12 @@
-"""HU windows and the HU <-> network-range mapping (CT side of the data flow in design.md).
+"""HU windows and the HU <-> network-range mapping (CT side of the data flow in docs/architecture.md).
 
 The networks see HU clipped to [-1024, 3072] and mapped linearly to [-1, 1] (the range of the generators' tanh
 output); metrics and figures use named display windows. ``HUWindowd`` is the invertible MONAI transform for
 pipelines; ``hu_to_net`` / ``net_to_hu`` are the same maps as plain functions (numpy or torch).
+
+:data:`WINDOWS` is the package's one window registry (``metrics`` reads it too). Window names and ``(lo, hi)``
+pairs are user input (CLI options, configs), so a bad one raises :class:`~ldct_invrep.errors.InputError`
+(a ``ValueError``), which the CLI reports in one line with exit status 2.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from monai.config.type_definitions import NdarrayOrTensor
 from monai.transforms import InvertibleTransform, MapTransform, ScaleIntensityRange
 from monai.utils import TraceKeys
 
+from ldct_invrep.errors import InputError
+
 __all__ = [
     "NETWORK_HU_RANGE",
     "NETWORK_RANGE",
@@ -27,6 +33,7 @@ __all__ = [
     "net_to_hu",
     "window_from_level_width",
     "window_from_name_or_range",
+    "window_key",
 ]
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
@@ -54,16 +61,27 @@ NETWORK_HU_RANGE: tuple[float, float] = WINDOWS["full"]
 NETWORK_RANGE: tuple[float, float] = (-1.0, 1.0)
 
 
+def window_key(name: str) -> str:
+    """The :data:`WINDOWS` key of a window name: case-insensitive, ``-`` and ``_`` alike ("Soft-Tissue")."""
+    key = name.strip().lower().replace("-", "_")
+    if key not in WINDOWS:
+        raise InputError(f"window {name!r}: unknown window name; choose one of {', '.join(sorted(WINDOWS))} or give (lo, hi) HU")
+    return key
+
+
 def window_from_name_or_range(window: str | Sequence[float]) -> tuple[float, float]:
-    """Return ``(lo, hi)`` HU for a name in :data:`WINDOWS` (case-insensitive) or a ``(lo, hi)`` pair."""
+    """Return ``(lo, hi)`` HU for a name in :data:`WINDOWS` (see :func:`window_key`) or a ``(lo, hi)`` pair.
+
+    Raises :class:`~ldct_invrep.errors.InputError` for an unknown name or a pair that is not finite lo < hi.
+    """
     if isinstance(window, str):
-        key = window.strip().lower().replace("-", "_")
-        if key not in WINDOWS:
-            raise ValueError(f"unknown window {window!r}; choose one of {sorted(WINDOWS)} or give (lo, hi) HU")
-        return WINDOWS[key]
-    values = [float(v) for v in window]
+        return WINDOWS[window_key(window)]
+    try:
+        values = [float(v) for v in window]
+    except (TypeError, ValueError):
+        raise InputError(f"window {window!r}: expected a window name or (lo, hi) HU with lo < hi") from None
     if len(values) != 2 or not all(np.isfinite(values)) or values[0] >= values[1]:
-        raise ValueError(f"a window must be (lo, hi) HU with lo < hi, got {window!r}")
+        raise InputError(f"window {window!r}: a window must be (lo, hi) HU with finite lo < hi")
     return values[0], values[1]
 
 
