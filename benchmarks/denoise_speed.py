@@ -32,8 +32,9 @@ import numpy as np
 import psutil
 import torch
 
-from ldct_invrep.inference import SliceDenoiser, default_weights_path
+from ldct_invrep.inference import SliceDenoiser
 from ldct_invrep.networks import Restorer, count_parameters, get_config
+from ldct_invrep.package_files import default_weights_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SERIES = REPO_ROOT / "ldct_invrep" / "sample_data" / "totalsegmentator_ct"

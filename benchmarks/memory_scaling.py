@@ -67,7 +67,7 @@ def make_series(source: Path, n: int, out_dir: Path) -> Path:
 def tiny_checkpoint(path: Path) -> Path:
     import torch
 
-    from ldct_invrep.engine.checkpoint import save_restorer
+    from ldct_invrep.io.checkpoint import save_restorer
     from ldct_invrep.networks import Restorer, get_config
 
     torch.manual_seed(0)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", type=Path, default=None, help="make the series here and keep them")
     args = p.parse_args(argv)
 
-    from ldct_invrep.inference import default_weights_path
+    from ldct_invrep.package_files import default_weights_path
 
     work = Path(tempfile.mkdtemp(prefix="ldct_memory_")) if args.keep is None else args.keep
     cli = Path(sys.executable).with_name("ldct-invrep")

@@ -138,7 +138,7 @@ def header_of(path: Path, kind: str) -> dict[str, Any]:
         from ldct_invrep.baselines.train_redcnn import load_redcnn
 
         return load_redcnn(path)[1]
-    from ldct_invrep.engine.checkpoint import read_header
+    from ldct_invrep.io.checkpoint import read_header
 
     return read_header(path)
 
@@ -453,7 +453,7 @@ def parse_ablation(text: str) -> tuple[str, Path]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ldct_invrep.inference import default_weights_path
+    from ldct_invrep.package_files import default_weights_path
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "results.md")

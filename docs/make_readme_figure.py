@@ -27,9 +27,10 @@ from matplotlib.figure import Figure
 
 from ldct_invrep import viz
 from ldct_invrep.demo import sample_series_path
-from ldct_invrep.inference import SliceDenoiser, default_weights_path
+from ldct_invrep.inference import SliceDenoiser
 from ldct_invrep.io import atomic_output_file, read_series
 from ldct_invrep.metrics import compute_metrics, resolve_window
+from ldct_invrep.package_files import default_weights_path
 from ldct_invrep.transforms.lowdose import simulate_low_dose
 
 DOCS = Path(__file__).resolve().parent

@@ -130,7 +130,8 @@ def _bm3d_ct(sigma_hu: float | None) -> Method:
 
 
 def _lir_ct(weights: str | Path | None) -> Method:
-    from ldct_invrep.inference import SliceDenoiser, default_weights_path
+    from ldct_invrep.inference import SliceDenoiser
+    from ldct_invrep.package_files import default_weights_path
 
     path = Path(weights) if weights is not None else default_weights_path()
     if not path.is_file():
@@ -576,7 +577,7 @@ def natural_restorer_fn(restorer: Any) -> ImageFn:
 
 
 def _natural_lir(weights: str | Path) -> Method:
-    from ldct_invrep.engine.checkpoint import load_restorer
+    from ldct_invrep.io.checkpoint import load_restorer
 
     restorer, header = load_restorer(weights)
     fn, channels = natural_restorer_fn(restorer.eval()), int(header.get("config", {}).get("in_channels", 1))

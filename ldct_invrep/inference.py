@@ -10,24 +10,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from monai.data import MetaTensor
 from monai.inferers import SimpleInferer
+from torch import nn
 
 from ldct_invrep.inferers import SelfEnsembleInferer
-from ldct_invrep.networks import Restorer
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, net_to_hu
 
-DEFAULT_WEIGHTS_NAME = "lir_ct.pt"
+#: Slices per forward pass by device type. On CPU one slice at a time was fastest (denoise of the 20-slice
+#: sample, self-ensemble 8, 2 threads: 22 s at batch 1, 38 s at batch 4; benchmarks/denoise_speed.py).
+DEFAULT_BATCH_SIZES = {"cpu": 1, "cuda": 4}
+#: A plain (n, H, W) stack whose slices are narrower than this, with at least this many of them, is most
+#: likely a MONAI (x, y, z) array that lost its metadata: refused rather than denoised along the wrong axis.
+_MIN_SLICE_WIDTH = 8
 
 
-def default_weights_path() -> Path:
-    """The weights shipped inside the package (the CLI default)."""
-    return Path(str(resources.files("ldct_invrep") / "weights" / DEFAULT_WEIGHTS_NAME))
+def default_batch_size(device: str | torch.device) -> int:
+    """Slices per forward pass for ``device``: :data:`DEFAULT_BATCH_SIZES` (1 on CPU, 4 on CUDA)."""
+    return DEFAULT_BATCH_SIZES.get(torch.device(device).type, 1)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -45,14 +50,16 @@ class SliceDenoiser:
     Pixels outside ``hu_range`` (padding outside the field of view, dense metal) are not what the network
     was trained on; they keep their input value so a derived series never loses them. ``self_ensemble``
     (1, 4 or 8) averages the outputs over that many flipped/transposed copies (:class:`SelfEnsembleInferer`).
+    ``batch_size`` None: :func:`default_batch_size` of the device. ``restorer`` is a
+    :class:`~ldct_invrep.networks.Restorer` or its TorchScript export.
     """
 
     def __init__(
         self,
-        restorer: Restorer,
+        restorer: nn.Module,
         hu_range: tuple[float, float] = NETWORK_HU_RANGE,
         device: str | torch.device = "cpu",
-        batch_size: int = 4,
+        batch_size: int | None = None,
         bf16: bool = False,
         self_ensemble: int = 1,
     ) -> None:
@@ -62,23 +69,26 @@ class SliceDenoiser:
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.restorer = restorer.to(self.device, memory_format=self.memory_format).eval()
         self.hu_range = (float(hu_range[0]), float(hu_range[1]))
-        self.batch_size = int(batch_size)
+        self.batch_size = int(batch_size) if batch_size is not None else default_batch_size(self.device)
         self.bf16 = bf16
         self.self_ensemble = int(self_ensemble)
         self.inferer = SelfEnsembleInferer(self.self_ensemble, SimpleInferer())
 
     @classmethod
-    def from_header(cls, restorer: Restorer, header: dict, **kwargs: Any) -> SliceDenoiser:
+    def from_header(cls, restorer: nn.Module, header: dict, **kwargs: Any) -> SliceDenoiser:
         """Build for ``restorer`` as its checkpoint ``header`` says it is run: its ``hu_range`` and, unless
-        ``self_ensemble`` is given, its ``self_ensemble`` (else 1)."""
-        kwargs.setdefault("self_ensemble", int(header.get("self_ensemble", 1)))
+        ``self_ensemble`` is given (and not None), its ``self_ensemble`` (else 1). The CLI and the bundles'
+        inference both build their denoiser here, so the same weights give the same output."""
+        if kwargs.get("self_ensemble") is None:
+            kwargs["self_ensemble"] = int(header.get("self_ensemble", 1))
         return cls(restorer, hu_range=tuple(header.get("hu_range", NETWORK_HU_RANGE)), **kwargs)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, **kwargs: Any) -> tuple[SliceDenoiser, dict]:
-        """Build from a checkpoint written by ``ldct_invrep.engine.save_restorer`` (default: shipped weights),
-        with :meth:`from_header`."""
-        from ldct_invrep.engine.checkpoint import load_restorer
+        """Build from a checkpoint (``ldct_invrep.io.checkpoint``: the ldct-invrep format or TorchScript; default:
+        the shipped weights), with :meth:`from_header`."""
+        from ldct_invrep.io.checkpoint import load_restorer
+        from ldct_invrep.package_files import default_weights_path
 
         restorer, header = load_restorer(Path(path) if path is not None else default_weights_path())
         return cls.from_header(restorer, header, **kwargs), header
@@ -98,12 +108,46 @@ class SliceDenoiser:
         out[outside] = hu[outside]
         return out
 
-    def denoise(self, hu: np.ndarray) -> np.ndarray:
-        """Denoise a 2D slice or a ``(n, H, W)`` volume, ``batch_size`` slices at a time."""
+    def denoise(self, hu: np.ndarray | MetaTensor) -> np.ndarray | MetaTensor:
+        """Denoise a 2D slice or a ``(n, H, W)`` volume, ``batch_size`` slices at a time.
+
+        A MONAI ``MetaTensor`` (what ``LoadImage`` gives) is read in MONAI's layout, found from its number of axes and its affine:
+        ``(x, y, z)`` or channel-first ``(1, x, y, z)``, or ``(x, y)`` / ``(1, x, y)`` for one slice; each
+        z-slice is denoised as the (row, column) image it is, and the result is a float32 ``MetaTensor`` of
+        the same layout and metadata. A plain array is ``(n, H, W)`` (or ``(H, W)``); one whose slices are
+        narrower than 8 pixels while there are at least 8 of them is refused as ambiguous (``ValueError``).
+        """
+        if isinstance(hu, MetaTensor):
+            return self._denoise_metatensor(hu)
         hu = np.asarray(hu, dtype=np.float32)
         if hu.ndim == 2:
             return self.denoise_batch(hu[None])[0]
+        if hu.ndim != 3:
+            raise ValueError(f"expected a (H, W) slice or (n, H, W) slices, got shape {hu.shape}")
+        if hu.shape[-1] < _MIN_SLICE_WIDTH <= min(hu.shape[:2]):
+            raise ValueError(
+                f"shape {hu.shape} reads as {hu.shape[0]} slices of {hu.shape[1]} x {hu.shape[2]} pixels; "
+                "a MONAI (x, y, z) array? pass the MetaTensor itself, or (n, H, W) slices"
+            )
         return np.concatenate([self.denoise_batch(hu[i : i + self.batch_size]) for i in range(0, len(hu), self.batch_size)])
+
+    def _denoise_metatensor(self, image: MetaTensor) -> MetaTensor:
+        """:meth:`denoise` of a MONAI array: (x, y) / (x, y, z), or channel-first (1, x, y) with a 2D affine /
+        (1, x, y, z)."""
+        spatial = 2 if image.ndim == 2 or image.affine.shape[-1] == 3 else 3
+        channel = image.ndim - spatial
+        if channel not in (0, 1) or (channel and image.shape[0] != 1):
+            raise ValueError(
+                f"MetaTensor of shape {tuple(image.shape)} with a {image.affine.shape[-1] - 1}D affine: expected "
+                "(x, y, z), (1, x, y, z), (x, y) or (1, x, y)"
+            )
+        xyz = image.detach().cpu().numpy().astype(np.float32, copy=False)
+        xyz = xyz[0] if channel else xyz
+        slices = xyz.T[None] if xyz.ndim == 2 else xyz.T  # (z, y, x): rows then columns
+        out = np.concatenate([self.denoise_batch(slices[i : i + self.batch_size]) for i in range(0, len(slices), self.batch_size)])
+        out = out[0].T if xyz.ndim == 2 else out.T
+        out = np.ascontiguousarray(out[None] if channel else out)
+        return MetaTensor(torch.from_numpy(out), affine=image.affine.clone(), meta=dict(image.meta))
 
     def iter_denoised(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Stream: yield one denoised ``(n, H, W)`` batch per input batch."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,13 @@ from ldct_invrep.data.natural import IMAGE_SUFFIXES
 from ldct_invrep.errors import InputError
 
 __all__ = [
+    "bundle_checkpoint",
+    "checkpoint_header",
     "denoise_image_folder",
     "denoise_series_folder",
     "ensure_ct_cache",
-    "export_averaged_restorer",
     "ensure_mayo_datalist",
+    "export_averaged_restorer",
     "export_best_restorer",
     "export_restorer",
     "lir_config",
@@ -37,7 +41,10 @@ __all__ = [
     "natural_test_items",
     "natural_unpaired_images",
     "paired_dicom_dataset",
+    "restorer_config",
+    "self_ensemble_size",
     "summarize_metrics",
+    "validation_image_grid",
     "validation_indices",
     "windowed_output",
 ]
@@ -196,6 +203,19 @@ def _cache_matches(cache: Path, sources: Sequence[str], options: dict[str, Any])
     )
 
 
+def _every(seconds: float) -> Callable[[str], None]:
+    """A progress callback printing at most one message every ``seconds`` (the first at once)."""
+    last = [-float("inf")]
+
+    def say(message: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            print(message, flush=True)
+            last[0] = now
+
+    return say
+
+
 def ensure_ct_cache(
     sources: Sequence[str | os.PathLike],
     cache_file: str | os.PathLike,
@@ -238,6 +258,7 @@ def ensure_ct_cache(
     def build() -> None:
         if rebuild or not _cache_matches(cache, srcs + tests, options):
             print(f"building the CT training cache {cache} (low-dose simulation, a second or two a slice)", flush=True)
+            t0 = time.perf_counter()
             build_ct_training_cache(
                 srcs,
                 cache,
@@ -250,7 +271,9 @@ def ensure_ct_cache(
                 unpaired_split=unpaired_split,
                 test_sources=tests,
                 test_dose_fractions=test_dose_fractions,
+                progress=_every(10.0),
             )
+            print(f"built the CT training cache {cache} in {time.perf_counter() - t0:.0f} s", flush=True)
 
     _on_main_rank(build)
     return str(cache)
@@ -293,19 +316,63 @@ def validation_indices(images: Sequence[Any], min_size: int, max_count: int | No
     return chosen if max_count is None else chosen[: int(max_count)]
 
 
+def validation_image_grid(
+    dataset: Any, network: nn.Module, log_dir: str | os.PathLike, interval: int, window: str = "abdomen", n_images: int = 2
+):
+    """``engine.ImageGridHandler`` for TensorBoard (``logs/``): noisy | denoised | clean rows of the first
+    ``n_images`` validation items that share the first one's size, every ``interval`` iterations, shown on
+    ``window`` (natural images: ``"full"``, which maps the network range [-1, 1] to [0, 1]). None without
+    validation items."""
+    from ldct_invrep.engine import ImageGridHandler, unwrap
+
+    items = [dataset[i] for i in range(min(len(dataset), 4 * n_images))]
+    if not items:
+        return None
+    same = [it for it in items if it["noisy"].shape == items[0]["noisy"].shape][:n_images]
+    return ImageGridHandler(
+        torch.stack([it["noisy"] for it in same]),
+        torch.stack([it["clean"] for it in same]),
+        lambda: unwrap(network).restorer(),
+        log_dir=str(log_dir),
+        interval=int(interval),
+        window=window,
+    )
+
+
 def ensure_mayo_datalist(
-    dataset_dir: str | os.PathLike | None, datalist: str | os.PathLike, split: str = "patient", **kwargs: Any
+    dataset_dir: str | os.PathLike | None,
+    datalist: str | os.PathLike,
+    split: str = "patient",
+    accept_incomplete: bool = False,
+    **kwargs: Any,
 ) -> str:
     """Path of the Mayo 2016 datalist ``datalist``; written by ``data.prepare("mayo2016", dataset_dir, datalist)``
-    when it does not exist yet (on rank 0 only under torch.distributed)."""
-    from ldct_invrep.data import prepare
+    when it does not exist yet (on rank 0 only under torch.distributed), which prints its report. A copy whose
+    report is NOT OK stops the run (``data.IncompleteDatasetError``) unless ``accept_incomplete``. ``kwargs``
+    (``thickness``, ``kernel``; None: the split's) go to ``data.prepare``."""
+    from ldct_invrep.data import IncompleteDatasetError, format_report, prepare
 
     path = Path(datalist)
     if path.is_file():
         return str(path)
     if dataset_dir is None:
         raise InputError(f"{path}: datalist not found; give --dataset_dir (the Mayo 2016 root) to write it")
-    _on_main_rank(lambda: path.is_file() or prepare("mayo2016", dataset_dir, path, split=split, **kwargs))
+
+    def build() -> None:
+        if path.is_file():
+            return
+        print(f"writing the Mayo 2016 datalist {path} (split {split}) from {dataset_dir}", flush=True)
+        try:
+            report, written = prepare(
+                "mayo2016", dataset_dir, path, split=split, require_ok=not accept_incomplete,
+                **{k: v for k, v in kwargs.items() if v is not None},
+            )  # fmt: skip
+        except IncompleteDatasetError as exc:
+            print(format_report(exc.report), flush=True)
+            raise
+        print(format_report(report), f"wrote datalist -> {written}", sep="\n", flush=True)
+
+    _on_main_rank(build)
     return str(path)
 
 
@@ -322,24 +389,16 @@ def paired_dicom_dataset(entries: Iterable[dict[str, Any]], cache_size: int = 64
 
 # --------------------------------------------------------------------------------------------- weights
 def export_restorer(network: nn.Module, ckpt_dir: str | os.PathLike, header: dict[str, Any] | None = None) -> list[str]:
-    """Write the trained Restorer (E_X -> G_Y of a LIRNet, DDP-wrapped or not) to ``ckpt_dir``:
+    """Write the trained Restorer (E_X -> G_Y of a LIRNet, DDP-wrapped or not) to ``ckpt_dir/model.pt`` in the
+    one checkpoint format (``io.checkpoint.save_restorer``: state dict + JSON header with the network config),
+    which the bundles' evaluate/inference configs, ``ldct-invrep denoise --weights``, ``ldct-invrep info`` and
+    MONAI's ``ckpt_export --key_in_ckpt state_dict`` all read. Returns ``[path]``."""
+    from ldct_invrep.engine import unwrap
+    from ldct_invrep.io.checkpoint import save_restorer
 
-    * ``model.pt``: its plain state dict, the MONAI bundle convention (``ckpt_export``, ``bundle.load``,
-      ``CheckpointLoader`` of evaluate.json/inference.json read it);
-    * ``lir_restorer.pt``: ``engine.save_restorer``'s file (state dict + JSON header with the network
-      config), which ``ldct-invrep denoise --weights`` and ``engine.load_restorer`` read.
-    """
-    from ldct_invrep.engine import save_restorer, unwrap
-
-    net = unwrap(network)
     out = Path(ckpt_dir)
     out.mkdir(parents=True, exist_ok=True)
-    restorer_file = save_restorer(out / "lir_restorer.pt", net, header)
-    state = {k: v.detach().cpu().clone() for k, v in net.restorer().state_dict().items()}
-    tmp = out / ".model.pt.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, out / "model.pt")
-    return [str(out / "model.pt"), str(restorer_file)]
+    return [str(save_restorer(out / "model.pt", unwrap(network), header))]
 
 
 def export_best_restorer(
@@ -405,13 +464,15 @@ def export_averaged_restorer(
 
 
 def load_restorer_weights(network: nn.Module, ckpt_file: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
-    """Load ``ckpt_file`` (a plain Restorer state dict such as ``models/model.pt``, or an
-    ``engine.save_restorer`` file) into ``network`` strictly; returns it in eval mode."""
+    """Load ``ckpt_file`` (an ``io.checkpoint`` file such as ``models/model.pt``, or a plain Restorer state dict)
+    into ``network`` strictly; returns it in eval mode."""
+    from ldct_invrep.io.checkpoint import FORMAT
+
     path = Path(ckpt_file)
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint file (train first, or pass --ckpt_path)")
     state = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and "header_json" in state:
+    if isinstance(state, dict) and state.get("format") == FORMAT:
         state = state["state_dict"]
     try:
         network.load_state_dict(state, strict=True)
@@ -420,35 +481,95 @@ def load_restorer_weights(network: nn.Module, ckpt_file: str | os.PathLike, map_
     return network.eval()
 
 
+def bundle_checkpoint(bundle_root: str | os.PathLike) -> str:
+    """``<bundle_root>/models/model.pt`` when it exists, else the weights shipped in the package (what
+    ``ldct_simulated``'s evaluate and inference configs read: the shipped weights are that bundle's model)."""
+    from ldct_invrep.package_files import default_weights_path
+
+    own = Path(bundle_root) / "models" / "model.pt"
+    return str(own if own.is_file() or not default_weights_path().is_file() else default_weights_path())
+
+
+def checkpoint_header(ckpt_file: str | os.PathLike) -> dict[str, Any]:
+    """The JSON header of an ``io.checkpoint`` file, or ``{}`` for a plain state dict or a file not written yet
+    (loading the weights then names it)."""
+    from ldct_invrep.io.checkpoint import FORMAT, read_header
+
+    path = Path(ckpt_file)
+    if not path.is_file():
+        return {}
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return read_header(path) if isinstance(payload, dict) and payload.get("format") == FORMAT else {}
+
+
+def restorer_config(header: dict[str, Any], preset: str = "lite", **overrides: Any):
+    """The network config of a checkpoint ``header`` (so evaluation, inference and export rebuild exactly the
+    trained network), or :func:`lir_config` ``(preset, **overrides)`` when there is none (plain state dict)."""
+    from ldct_invrep.networks import LIRConfig
+
+    return LIRConfig(**header["config"]) if "config" in header else lir_config(preset, **overrides)
+
+
+def self_ensemble_size(header: dict[str, Any], chosen: int | None = None) -> int:
+    """``chosen`` when given, else the header's ``self_ensemble`` (else 1): the CLI's default rule
+    (``inference.SliceDenoiser.from_header``) for the bundles' evaluate and inference configs."""
+    return int(chosen) if chosen is not None else int(header.get("self_ensemble", 1))
+
+
 # --------------------------------------------------------------------------------------------- inference
 def denoise_series_folder(
     network: nn.Module,
     input_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
     device: str | torch.device = "cpu",
-    batch_size: int = 4,
+    batch_size: int | None = None,
     bf16: bool = False,
     overwrite: bool = False,
     recursive: bool = True,
-    self_ensemble: int = 1,
+    self_ensemble: int | None = None,
+    header: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Denoise every DICOM CT series under ``input_dir`` slice by slice (``inference.SliceDenoiser``, with a
-    ``self_ensemble`` of 1, 4 or 8 flipped/transposed copies) and write each as a derived series
-    (``io.write_derived_series``) to ``output_dir/<SeriesInstanceUID>/``. Returns the output folders."""
+    """Denoise every DICOM CT series under ``input_dir`` slice by slice and write each as a derived series
+    (``io.write_derived_series``) to ``output_dir/<SeriesInstanceUID>/``. Returns the output folders.
+
+    The denoiser is built as the CLI builds it (``inference.SliceDenoiser.from_header``): the checkpoint
+    ``header``'s HU range and self-ensemble unless ``self_ensemble`` is given, ``batch_size`` None by device,
+    so the same weights give the same output. A progress bar per series and a summary line go to stderr.
+    """
+    from tqdm import tqdm
+
     from ldct_invrep.inference import SliceDenoiser
     from ldct_invrep.io import scan_all_series, write_derived_series
 
     if input_dir is None:
         raise InputError("inference: no input folder; pass --input_dir (a folder of DICOM series)")
-    denoiser = SliceDenoiser(network, device=device, batch_size=batch_size, bf16=bf16, self_ensemble=self_ensemble)
-    outputs = []
+    denoiser = SliceDenoiser.from_header(
+        network, header or {}, device=device, batch_size=batch_size, bf16=bf16, self_ensemble=self_ensemble
+    )
+    t0, n_slices, outputs = time.perf_counter(), 0, []
     for info in scan_all_series(input_dir, recursive=recursive):
         target = Path(output_dir) / info.series_uid
-        batches = (hu for _, hu in info.iter_batches(batch_size))
-        slices = (s for batch in denoiser.iter_denoised(batches) for s in batch)
-        write_derived_series(info, slices, target, method="LIR", overwrite=overwrite)
+        batches = (hu for _, hu in info.iter_batches(denoiser.batch_size))
+        with tqdm(total=len(info), desc=f"denoise {info.series_uid[-12:]}", unit="slice", file=sys.stderr, leave=False) as bar:
+            write_derived_series(info, _counted(denoiser.iter_denoised(batches), bar), target, method="LIR", overwrite=overwrite)
+        n_slices += len(info)
         outputs.append(str(target))
+    seconds = time.perf_counter() - t0
+    print(
+        f"denoised {n_slices} slices of {len(outputs)} series in {seconds:.1f} s "
+        f"({seconds / max(n_slices, 1):.2f} s/slice, self-ensemble {denoiser.self_ensemble}) -> {output_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
     return outputs
+
+
+def _counted(batches: Iterable[np.ndarray], bar: Any) -> Iterable[np.ndarray]:
+    """The slices of ``batches`` one by one, ticking the progress ``bar``."""
+    for batch in batches:
+        for s in batch:
+            yield s
+            bar.update(1)
 
 
 def denoise_image_folder(

@@ -23,7 +23,7 @@ from conftest import REPO_ROOT, shared_path
 from PIL import Image
 from pydicom.uid import generate_uid
 
-from ldct_invrep.engine import load_restorer, read_header
+from ldct_invrep.io.checkpoint import load_restorer, read_header
 from ldct_invrep.networks import Restorer
 from ldct_invrep.recipes import lir_config
 
@@ -69,20 +69,33 @@ def run_bundle(bundle: str, config: str, bundle_root: Path, **overrides) -> None
 
 
 def assert_trained(bundle_root: Path, bundle: str, iterations: int = 2) -> dict:
-    """Checkpoints, the MONAI state dict and the ldct-invrep restorer file exist and agree; returns the header."""
+    """Checkpoints and the exported model.pt (one format: state dict + header) exist and agree; returns the header."""
     models = bundle_root / "models"
     assert (models / "checkpoint_final.pt").is_file()
     assert (models / f"checkpoint_iteration={iterations}.pt").is_file()
-    restorer, header = load_restorer(models / "lir_restorer.pt")
+    assert not (models / "lir_restorer.pt").exists()  # one exported file, not two
+    restorer, header = load_restorer(models / "model.pt")
     assert header["bundle"] == bundle and header["iterations"] == iterations
     assert header["config"]["base_channels"] == ARCH["base_channels"] and header["preset"] == "lite"
-    state = torch.load(models / "model.pt", weights_only=True)
+    state = torch.load(models / "model.pt", weights_only=True)["state_dict"]  # MONAI tools: key_in_ckpt="state_dict"
     assert state.keys() == restorer.state_dict().keys()
-    for k, v in restorer.state_dict().items():
-        torch.testing.assert_close(state[k], v)
     final = torch.load(models / "checkpoint_final.pt", weights_only=True)
     assert final["trainer"]["iteration"] == iterations
     return header
+
+
+def tensorboard_tags(log_dir: Path) -> tuple[set[str], set[str]]:
+    """(scalar tags, image tags) of every TensorBoard event file in ``log_dir``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: set[str] = set()
+    images: set[str] = set()
+    for f in log_dir.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(f), size_guidance={"images": 0, "scalars": 0})
+        acc.Reload()
+        scalars |= set(acc.Tags()["scalars"])
+        images |= set(acc.Tags()["images"])
+    return scalars, images
 
 
 def read_metrics(folder: Path) -> dict[str, float]:
@@ -231,7 +244,9 @@ def test_natural_awgn_train_evaluate_inference_generated(awgn_run: tuple[Path, P
     header = assert_trained(root, "natural_awgn")
     assert header["noise"] == "awgn" and header["sigma_range"] == [5, 50]
     assert header["channels"] == 3 and header["config"]["in_channels"] == 3 and header["training_data"].startswith("cbsd432 (colour)")
-    assert list((root / "logs").glob("events.out.tfevents.*"))
+    scalars, images = tensorboard_tags(root / "logs")
+    assert {"psnr_0_255", "ssim_0_1"} <= scalars  # validation metrics, at the trainer's iteration
+    assert {"rec", "cc", "d_x"} <= scalars and images == {"noisy|denoised|clean"}  # training losses, image grid
     run_bundle("natural_awgn", "evaluate.json", root, dataset_dir=str(data), **ARCH)
     sets = sorted(p.name for p in (root / "eval").iterdir() if p.is_dir())
     assert set(json.loads((root / "eval" / "summary.json").read_text())) == set(sets)
@@ -311,10 +326,11 @@ def test_ckpt_export_torchscript_trace_equals_eager(awgn_run: tuple[Path, Path],
         bundle_root=str(root),
         use_trace=True,
         input_shape=[1, 3, 64, 64],
+        key_in_ckpt="state_dict",
         **ARCH,
     )
     scripted = torch.jit.load(str(ts))
-    eager, _ = load_restorer(root / "models" / "lir_restorer.pt")
+    eager, _ = load_restorer(root / "models" / "model.pt")
     torch.manual_seed(0)
     for shape in ((1, 3, 64, 64), (2, 3, 48, 80)):
         x = torch.rand(shape) * 2 - 1
@@ -388,12 +404,19 @@ def test_natural_poisson_real_kodak(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- CT
-def test_ldct_mayo_generated_tree(tmp_path: Path) -> None:
-    """--dataset_dir only: the datalist is written by data.prepare('mayo2016', ...) on the first run;
-    no validation entries (5 % of 8 positions rounds to 0), so the validation handler is left out."""
+def test_ldct_mayo_generated_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--dataset_dir only: the datalist is written by data.prepare('mayo2016', ...) on the first run, which
+    prints its report; a copy with 3 of the 10 patients stops the run unless accept_incomplete. No validation
+    entries (5 % of 8 positions rounds to 0), so the validation handler is left out."""
     tree = make_mayo_tree(tmp_path / "mayo")
     root = tmp_path / "bundle"
-    run_bundle("ldct_mayo", "train.json", root, dataset_dir=str(tree), **TINY_TRAIN)
+    with pytest.raises(Exception) as stopped:
+        run_bundle("ldct_mayo", "train.json", root, dataset_dir=str(tree), **TINY_TRAIN)
+    assert "NOT OK" in str(stopped.value.__cause__ or stopped.value) and not (root / "datalists").exists()
+    assert "MISSING patients (7)" in capsys.readouterr().out
+    run_bundle("ldct_mayo", "train.json", root, dataset_dir=str(tree), accept_incomplete=True, **TINY_TRAIN)
+    printed = capsys.readouterr().out
+    assert "NOT OK" in printed and "wrote datalist ->" in printed and "MISSING series" not in printed  # 3 mm only
     datalist = json.loads((root / "datalists" / "mayo2016_patient.json").read_text())
     assert datalist["split_info"]["test_patients"] == ["L506"] and len(datalist["test"]) == 4
     header = assert_trained(root, "ldct_mayo")
@@ -468,13 +491,13 @@ def test_ldct_simulated_export_average_or_best(tmp_path: Path) -> None:
     assert header["averaged_iterations"] == [2, 3, 4, 5] and header["iterations_run"] == 5
     # the exported Restorer is the mean of those checkpoints' E_X and G_Y weights and batch-norm statistics
     states = [torch.load(averaged / "models" / f"checkpoint_iteration={i}.pt", weights_only=True)["network"] for i in (2, 3, 4, 5)]
-    exported = torch.load(averaged / "models" / "model.pt", weights_only=True)
+    exported = torch.load(averaged / "models" / "model.pt", weights_only=True)["state_dict"]
     for name in ("content_encoder.model.0.conv.weight", "content_encoder.model.0.norm.running_var"):
         full = name.replace("content_encoder.", "content_encoder_x.")
         torch.testing.assert_close(exported[name], torch.stack([s[full] for s in states]).mean(0))
     best = tmp_path / "best"
     run_bundle("ldct_simulated", "train.json", best, ct_sources=[str(nifti)], average_checkpoints=False, **tiny)
-    _, header = load_restorer(best / "models" / "lir_restorer.pt")
+    _, header = load_restorer(best / "models" / "model.pt")
     assert header["selected_by"].startswith("best abdomen_psnr_dr400") and header["iterations_run"] == 5
     assert header["iterations"] in (1, 2, 3, 4, 5) and "averaged_iterations" not in header
 
@@ -496,7 +519,7 @@ def test_ldct_simulated_real_nifti_and_series_inference(tmp_path: Path) -> None:
     ds = pydicom.dcmread(files[0])
     # output folder named after the source series; the derived series has its own UID
     assert len(files) == 4 and ds.SeriesInstanceUID != series.name and "DERIVED" in ds.ImageType
-    assert read_header(root / "models" / "lir_restorer.pt")["sources"] == ["example_ct.nii.gz"]
+    assert read_header(root / "models" / "model.pt")["sources"] == ["example_ct.nii.gz"]
 
 
 def test_validation_indices_prefer_full_size_slices() -> None:

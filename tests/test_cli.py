@@ -73,7 +73,7 @@ def make_tiny_weights(path: Path) -> Path:
 
     The lite generators are residual with a zero-initialised output layer (the identity map); that layer is
     drawn at random here too, so the tests can tell a denoised series from its input."""
-    from ldct_invrep.engine.checkpoint import save_restorer
+    from ldct_invrep.io.checkpoint import save_restorer
     from ldct_invrep.networks import LIRNet, get_config
 
     torch.manual_seed(0)
@@ -97,13 +97,14 @@ def series3(sample_series: Path, tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------------------------- help
 def test_help_lists_commands_and_each_teaches_with_an_example() -> None:
     top = invoke("--help").stdout
-    commands = ["denoise", "simulate-dose", "evaluate", "info", "prepare", "train", "demo"]
+    commands = ["denoise", "simulate-dose", "evaluate", "info", "prepare", "train", "fetch", "demo"]
     for name in commands:
         assert re.search(rf"^\s+{name}\s", top, re.MULTILINE), f"{name} missing from --help"
     for name in commands:
         text = invoke(name, "--help").stdout
         assert re.search(r"Examples?:\n\s+ldct-invrep " + name, text), f"{name} --help has no example"
-    assert re.search(r"\[default:\s+4;", invoke("denoise", "--help").stdout)
+    assert re.search(r"\[default:\s+denoise\s+1\s+on\s+CPU", invoke("denoise", "--help").stdout)
+    assert re.search(r"Examples?:\n\s+ldct-invrep bundle export", invoke("bundle", "export", "--help").stdout)
     assert re.search(r"\[default:\s+0.25", invoke("simulate-dose", "--help").stdout)
     assert "[-160, 240]" in invoke("evaluate", "--help").stdout
 
@@ -394,7 +395,7 @@ def test_evaluate_refuses_mismatched_shapes(pair3: tuple[Path, Path], sample_ser
 
 # --------------------------------------------------------------------------------------------- info, prepare, train
 def test_info_reports_checkpoint(tiny_weights: Path) -> None:
-    from ldct_invrep.engine.checkpoint import load_restorer
+    from ldct_invrep.io.checkpoint import load_restorer
 
     restorer, _ = load_restorer(tiny_weights)
     n_params = sum(p.numel() for p in restorer.parameters())

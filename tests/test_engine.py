@@ -22,17 +22,15 @@ from ldct_invrep.engine import (
     build_lir,
     discriminator_step,
     generator_step,
-    load_restorer,
     make_checkpoint_loader,
     make_checkpoint_saver,
     make_optimizers,
     make_schedulers,
     make_stats_handlers,
     make_validation,
-    read_header,
-    save_restorer,
 )
 from ldct_invrep.errors import InputError
+from ldct_invrep.io.checkpoint import load_restorer, read_header, save_restorer
 from ldct_invrep.losses.objective import LIRLossWeights, LIRObjective
 from ldct_invrep.networks import LIRConfig, LIRDiscriminators, LIRNet
 
@@ -243,7 +241,10 @@ def test_save_and_load_restorer(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="junk.pt"):
         load_restorer(tmp_path / "junk.pt")
-    torch.save({"some": torch.zeros(1)}, tmp_path / "other.pt")
+    torch.save({"some": torch.zeros(1)}, tmp_path / "plain.pt")
+    with pytest.raises(InputError, match="plain.pt: a plain state dict without the network config"):
+        load_restorer(tmp_path / "plain.pt")
+    torch.save({"format": "something-else", "n": 1}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="other.pt: not an"):
         load_restorer(tmp_path / "other.pt")
 

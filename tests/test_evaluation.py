@@ -129,7 +129,7 @@ def test_build_methods_lir_and_redcnn_checkpoints(tmp_path) -> None:
     import torch
 
     from ldct_invrep.baselines.train_redcnn import train_redcnn
-    from ldct_invrep.engine.checkpoint import save_restorer
+    from ldct_invrep.io.checkpoint import save_restorer
     from ldct_invrep.networks import Restorer, get_config
 
     torch.manual_seed(0)

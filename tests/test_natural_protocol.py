@@ -139,7 +139,7 @@ def test_bundle_evaluation_and_report_score_the_same_numbers(tmp_path: Path) -> 
         run(run_id="run", config_file=str(REPO_ROOT / "bundles" / bundle / "configs" / "evaluate.json"), logging_file=False,
             bundle_root=str(tmp_path / "bundle"), dataset_dir=str(data), output_dir=str(tmp_path / "eval" / bundle), **arch)
     out = tmp_path / "docs" / "results.md"
-    ckpt = str(models / "lir_restorer.pt")
+    ckpt = str(models / "model.pt")
     assert _reproduce_tables().main(["--out", str(out), "--shared-data", str(data), "--tables", "1", "2", "--natural-awgn", ckpt,
                                      "--natural-poisson", ckpt, "--no-natural-bm3d", "--seed", "0", "--quiet"]) == 0
     pairs = [(tmp_path / "eval" / "natural_awgn" / f"bsd68_sigma{s}", out.parent / "results" / f"table1_sigma{s}" / "results.csv")

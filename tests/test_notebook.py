@@ -4,7 +4,7 @@ The run executes the notebook the way ``pytest --nbmake docs/notebooks/hu_window
 (nbclient, kernel ``python3``), plus one probe cell appended in memory that reports what the notebook
 computed. It needs the shipped weights (``ldct_invrep/weights/lir_ct.pt``) and is skipped, saying so,
 where they are absent. ``LDCT_INVREP_NOTEBOOK_WEIGHTS=FILE`` runs it with another checkpoint instead (e.g. a
-random-weight one made with ``ldct_invrep.engine.save_restorer``), for checks before the weights exist.
+random-weight one made with ``ldct_invrep.io.checkpoint.save_restorer``), for checks before the weights exist.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def _weights() -> Path | None:
         path = Path(override).expanduser().resolve()
         assert path.is_file(), f"${WEIGHTS_ENV}={override}: no such file"
         return path
-    from ldct_invrep.inference import default_weights_path
+    from ldct_invrep.package_files import default_weights_path
 
     path = default_weights_path()
     return path if path.is_file() else None
@@ -96,7 +96,7 @@ def test_notebook_runs_headless(
 ) -> None:
     weights = _weights()
     if weights is None:
-        from ldct_invrep.inference import default_weights_path
+        from ldct_invrep.package_files import default_weights_path
 
         pytest.skip(
             f"shipped weights absent ({default_weights_path()}): the notebook run needs them "

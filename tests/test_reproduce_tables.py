@@ -23,7 +23,7 @@ def _module():
 def _lir_checkpoint(path: Path, iterations: int, data: str, in_channels: int = 1) -> Path:
     import torch
 
-    from ldct_invrep.engine.checkpoint import save_restorer
+    from ldct_invrep.io.checkpoint import save_restorer
     from ldct_invrep.networks import Restorer, get_config
 
     torch.manual_seed(iterations)

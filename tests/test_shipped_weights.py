@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ldct_invrep.inference import SliceDenoiser, default_weights_path
+from ldct_invrep.inference import SliceDenoiser
 from ldct_invrep.io import read_series
 from ldct_invrep.metrics import compute_metrics
+from ldct_invrep.package_files import default_weights_path
 from ldct_invrep.transforms.lowdose import simulate_low_dose
 
 from conftest import shared_path

@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------- weights
 def resolve_weights(weights: Path | None) -> Path:
-    from ldct_invrep.inference import default_weights_path
+    from ldct_invrep.package_files import default_weights_path
 
     path = Path(weights) if weights is not None else default_weights_path()
     if not path.is_file():
@@ -59,8 +59,8 @@ def resolve_weights(weights: Path | None) -> Path:
 
 
 def _load_checkpoint(path: Path):
-    """``(Restorer, header)`` via ``ldct_invrep.engine.checkpoint.load_restorer``; a bad file is bad input."""
-    from ldct_invrep.engine.checkpoint import load_restorer
+    """``(Restorer or TorchScript module, header)`` via ``ldct_invrep.io.checkpoint.load_restorer``; a bad file is bad input."""
+    from ldct_invrep.io.checkpoint import load_restorer
 
     try:
         return load_restorer(path)
@@ -68,6 +68,14 @@ def _load_checkpoint(path: Path):
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: not a readable ldct-invrep checkpoint ({first_line(exc, 200)})") from exc
+
+
+def _set_threads(threads: int | None) -> None:
+    """``--threads``: PyTorch's intra-op threads (imports torch only when given)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _cpu_has_bf16() -> bool:
@@ -122,7 +130,10 @@ _series_options = [
         "--format", "fmt", type=click.Choice(["dicom", "nifti"]), default=None,
         help="Output format. [default: from OUTPUT: .nii/.nii.gz -> nifti, otherwise a DICOM series folder]",
     ),
-    click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Slices read and processed at a time."),
+    click.option(
+        "--batch-size", type=click.IntRange(min=1), default=None,
+        help="Slices read and processed at a time. [default: denoise 1 on CPU (fastest there), 4 on CUDA; otherwise 4]",
+    ),
     click.option(
         "--overwrite", is_flag=True,
         help="Replace an existing OUTPUT that ldct-invrep wrote, once the new output is complete. Any other "
@@ -138,6 +149,9 @@ def _series_opts(f: Callable) -> Callable:
     return f
 
 
+_threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch. [default: PyTorch's choice]"
+)
 _input_arg = click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 _output_arg = click.argument("output", metavar="OUTPUT", type=click.Path(path_type=Path))
 
@@ -147,10 +161,11 @@ _output_arg = click.argument("output", metavar="OUTPUT", type=click.Path(path_ty
 @_output_arg
 @click.option(
     "--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Checkpoint written by ldct_invrep.engine.save_restorer. [default: the shipped weights, weights/lir_ct.pt]",
+    help="An ldct-invrep checkpoint (a bundle's models/model.pt, ldct_invrep.io.checkpoint.save_restorer) or its "
+    "TorchScript export (models/model.ts). [default: the shipped weights, weights/lir_ct.pt]",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="auto: CUDA if available, else CPU.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch. [default: PyTorch's choice]")
+@_threads_option
 @click.option(
     "--bf16", is_flag=True,
     help="bfloat16 autocast (tiny HU differences): for GPUs and CPUs with native bf16 (AVX512-BF16, AMX); "
@@ -165,7 +180,7 @@ _output_arg = click.argument("output", metavar="OUTPUT", type=click.Path(path_ty
 def denoise(
     input_path: Path, output: Path, weights: Path | None, device: str, threads: int | None, bf16: bool,
     self_ensemble: str | None,
-    series_uid: str | None, all_series: bool, recursive: bool, force: bool, fmt: str | None, batch_size: int,
+    series_uid: str | None, all_series: bool, recursive: bool, force: bool, fmt: str | None, batch_size: int | None,
     overwrite: bool, quiet: bool,
 ) -> None:
     """Denoise a low-dose CT scan with LIR: x_denoised = G_Y(E_X(x)) slice by slice.
@@ -193,8 +208,8 @@ def denoise(
     fmt = output_format(input_path, output, fmt, all_series)
     weights_path = resolve_weights(weights)
     check_output(input_path, output, overwrite, also_read=[weights_path])
-    torch_device = _resolve_device(device)
     volumes = open_volumes(input_path, series_uid=series_uid, recursive=recursive, force=force, all_series=all_series)
+    torch_device = _resolve_device(device)  # imports torch: after the cheap checks of the input
     for vol in volumes:
         say(f"input: {vol.describe()}", quiet)
 
@@ -202,8 +217,7 @@ def denoise(
 
     from ldct_invrep.inference import SliceDenoiser
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     if bf16 and torch_device.type == "cpu" and not _cpu_has_bf16():
         logger.warning("--bf16: this CPU has no native bfloat16 support; the run will be much slower than without --bf16")
     restorer, header = _load_checkpoint(weights_path)
@@ -211,11 +225,11 @@ def denoise(
     denoiser = SliceDenoiser.from_header(
         restorer, header, device=torch_device, batch_size=batch_size, bf16=bf16, **chosen
     )
-    hu_range, ensemble = denoiser.hu_range, denoiser.self_ensemble
-    preset = header.get("preset", "?")
+    hu_range, ensemble, batch_size = denoiser.hu_range, denoiser.self_ensemble, denoiser.batch_size
+    preset = header.get("preset", header.get("format", "?"))
     say(
         f"weights: {weights_path} (preset {preset}) on {torch_device}"
-        f"{', bf16' if bf16 else ''}, {torch.get_num_threads()} thread(s)"
+        f"{', bf16' if bf16 else ''}, {torch.get_num_threads()} thread(s), batch {batch_size}"
         f"{f', self-ensemble of {ensemble}' if ensemble > 1 else ''}",
         quiet,
     )
@@ -309,10 +323,15 @@ def _own_noise_levels(vol: Volume, batch_size: int, where: str) -> tuple[list[fl
     "--seed", type=click.IntRange(min=0), default=0, show_default=True,
     help="Random seed (>= 0); the same seed gives the same noise.",
 )
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="CPU threads (accepted as by every computing command; the simulation runs on one thread).",
+)
 @_series_opts
 def simulate_dose(
-    input_path: Path, output: Path, dose_fraction: float, calibration: str, seed: int, series_uid: str | None,
-    all_series: bool, recursive: bool, force: bool, fmt: str | None, batch_size: int, overwrite: bool, quiet: bool,
+    input_path: Path, output: Path, dose_fraction: float, calibration: str, seed: int, threads: int | None,
+    series_uid: str | None, all_series: bool, recursive: bool, force: bool, fmt: str | None, batch_size: int | None,
+    overwrite: bool, quiet: bool,
 ) -> None:
     """Simulate a reduced-dose scan from a (full-dose) CT scan.
 
@@ -337,6 +356,7 @@ def simulate_dose(
     """
     fmt = output_format(input_path, output, fmt, all_series)
     check_output(input_path, output, overwrite)
+    batch_size = batch_size or 4
     volumes = open_volumes(input_path, series_uid=series_uid, recursive=recursive, force=force, all_series=all_series)
     for vol in volumes:
         say(f"input: {vol.describe()}", quiet)
@@ -425,9 +445,10 @@ def simulate_dose(
 )
 @click.option("--summary", is_flag=True, help="Only mean ± std: one row per prediction.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Slices read at a time.")
+@_threads_option
 def evaluate(
     paths: tuple[Path, ...], windows: tuple[Window, ...], labels: tuple[str, ...], json_out: str | None,
-    summary: bool, batch_size: int,
+    summary: bool, batch_size: int, threads: int | None,
 ) -> None:
     """PSNR, SSIM and RMSE (HU) of one or more predictions against a reference, per slice and mean ± std.
 
@@ -459,12 +480,13 @@ def evaluate(
     if len(labels) > len(paths) - 1:
         raise click.UsageError(f"{len(labels)} --label for {len(paths) - 1} PRED")
     *pred_paths, ref_path = paths
-    from ldct_invrep.metrics import resolve_window
-
-    wins = list(windows) or [resolve_window(w) for w in DEFAULT_METRIC_WINDOWS]
-    wins = list(dict.fromkeys(wins))
     ref = open_volumes(ref_path)[0]
     preds = [open_volumes(p)[0] for p in pred_paths]
+    from ldct_invrep.metrics import resolve_window
+
+    _set_threads(threads)
+    wins = list(windows) or [resolve_window(w) for w in DEFAULT_METRIC_WINDOWS]
+    wins = list(dict.fromkeys(wins))
     names = unique_labels(preds, labels)
     preds = [align_to_reference(p, ref) for p in preds]
     ref_label = ref.label()
@@ -492,6 +514,7 @@ _INFO_KEYS = (  # header keys shown first, in this order, with these titles; any
     ("iterations", "iterations"),
     ("window", "window"),
     ("hu_range", "HU range"),
+    ("self_ensemble", "self-ensemble"),
     ("package_version", "written by ldct-invrep"),
     ("format_version", "checkpoint format"),
 )
@@ -509,17 +532,19 @@ def _fmt_value(value: Any) -> str:
 @click.argument("weights", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the header and parameter count as JSON.")
 def info(weights: Path | None, as_json: bool) -> None:
-    """What a checkpoint holds: preset, network config, training data, iterations, HU window, version, size.
+    """What a checkpoint holds: preset, network config, training data, iterations, HU window, self-ensemble,
+    version, size.
 
-    WEIGHTS is a checkpoint written by ldct_invrep.engine.save_restorer. [default: the shipped weights]
+    WEIGHTS is an ldct-invrep checkpoint (a bundle's models/model.pt, ldct_invrep.io.checkpoint.save_restorer)
+    or a TorchScript export. [default: the shipped weights]
 
     \b
     Examples:
       ldct-invrep info
-      ldct-invrep info runs/ldct_mayo/restorer_final.pt --json
+      ldct-invrep info bundles/ldct_mayo/models/model.pt --json
     """
     path = resolve_weights(weights)
-    restorer, header = _load_checkpoint(path)
+    restorer, header = _load_checkpoint(path)  # every check denoise makes: header values, weights' shapes, NaN
     n_params = sum(p.numel() for p in restorer.parameters())
     if as_json:
         click.echo(json.dumps({"path": str(path), "parameters": n_params, "header": header}, indent=2, default=str))
@@ -546,27 +571,55 @@ _DATASETS = ("mayo2016", "tcia_ldct", "bsd68", "set12", "kodak24", "train400", "
 @click.argument("root", type=click.Path(path_type=Path))
 @click.option(
     "--out", type=click.Path(path_type=Path), default=Path("."), show_default=True,
-    help="Datalist file (.json), or a folder for <dataset>_<split>.json.",
+    help="Datalist file (.json), or a folder (created if needed) for <dataset>_<split>.json (mayo2016, tcia_ldct) "
+    "or <dataset>.json (image sets).",
 )
 @click.option("--split", default=None, help="Split definition. [default: patient (mayo2016), ldctbench (tcia_ldct)]")
+@click.option(
+    "--thickness", type=click.Choice(["1mm", "3mm"]), default=None,
+    help="mayo2016: the slice thickness your copy has and the datalist uses. [default: the split's: 3mm for patient, 1mm for paper_random]",
+)
+@click.option("--kernel", type=click.Choice(["B30", "D45"]), default=None, help="mayo2016: reconstruction kernel. [default: B30]")
+@click.option(
+    "--accept-incomplete", is_flag=True,
+    help="Write the datalist even when the report says NOT OK (from the series that are there).",
+)
 @click.option("--no-headers", is_flag=True, help="Do not read DICOM headers (faster; pair slices by file-name numbers).")
-def prepare(dataset: str, root: Path, out: Path, split: str | None, no_headers: bool) -> None:
+def prepare(
+    dataset: str, root: Path, out: Path, split: str | None, thickness: str | None, kernel: str | None,
+    accept_incomplete: bool, no_headers: bool,
+) -> None:
     """Check a local copy of a dataset against its manifest and write its datalist (JSON).
 
     DATASET is mayo2016 (2016 AAPM-Mayo challenge), tcia_ldct (TCIA LDCT-and-Projection-data) or a
     natural-image set (bsd68, set12, kodak24, train400; colour: cbsd68, cbsd432). ROOT is the folder of
-    your copy. The report names missing patients and series, stray and unreadable files. Paths in the
-    datalist are relative to ROOT, so the datalist can be shared; the data itself is never copied.
+    your copy. The report names missing patients and series, stray and unreadable files, and ends OK or
+    NOT OK. A NOT OK copy gets no datalist (exit status 2) unless --accept-incomplete; an image set must
+    match its manifest.
+    Paths in the datalist are relative to ROOT, so the datalist can be shared; the data itself is never
+    copied. For mayo2016 only the --thickness/--kernel series are expected (a 3 mm download is complete
+    without the 1 mm series).
 
     \b
     Examples:
-      ldct-invrep prepare mayo2016 /data/mayo2016 --out data_manifests/local/
+      ldct-invrep prepare mayo2016 /data/mayo2016 --out datalists/             -> datalists/mayo2016_patient.json
+      ldct-invrep prepare mayo2016 /data/mayo2016_1mm --out datalists/ --thickness 1mm
       ldct-invrep prepare tcia_ldct /data/LDCT-and-Projection-data --out tcia.json --split ldctbench
+      ldct-invrep prepare bsd68 /data/natural/bsd68 --out datalists/           -> datalists/bsd68.json
     """
-    from ldct_invrep.data import format_report
+    from ldct_invrep.data import IncompleteDatasetError, format_report
     from ldct_invrep.data import prepare as prepare_dataset
 
-    report, path = prepare_dataset(dataset, root, out, split=split, read_headers=not no_headers)
+    if dataset != "mayo2016" and (thickness or kernel):
+        raise click.UsageError("--thickness and --kernel are for mayo2016 only")
+    extra = {k: v for k, v in (("thickness", thickness), ("kernel", kernel)) if v}
+    try:
+        report, path = prepare_dataset(
+            dataset, root, out, split=split, read_headers=not no_headers, require_ok=not accept_incomplete, **extra
+        )
+    except IncompleteDatasetError as exc:
+        click.echo(format_report(exc.report))
+        raise
     click.echo(format_report(report))
     click.echo(f"wrote datalist -> {path}")
 
@@ -608,11 +661,14 @@ def _parse_overrides(tokens: Sequence[str]) -> dict[str, Any]:
 )
 @click.option("--run-id", default="run", show_default=True, help="ID of the expression to run in the config.")
 @click.option("--dry-run", is_flag=True, help="Print the equivalent `python -m monai.bundle run` command and stop.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch (the bundle's threads key).")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
-def train(bundle_dir: Path, configs: tuple[str, ...], run_id: str, dry_run: bool, overrides: tuple[str, ...]) -> None:
+def train(
+    bundle_dir: Path, configs: tuple[str, ...], run_id: str, dry_run: bool, threads: int | None, overrides: tuple[str, ...]
+) -> None:
     """Train from a MONAI bundle: a thin wrapper around `python -m monai.bundle run`.
 
-    BUNDLE_DIR is a bundle folder (e.g. bundles/ldct_mayo). Its configs/metadata.json and
+    BUNDLE_DIR is a bundle folder (e.g. bundles/ldct_mayo, or one written by `ldct-invrep bundle export`). Its configs/metadata.json and
     configs/logging.conf are used when present, bundle_root is set to BUNDLE_DIR, and every OVERRIDE
     (KEY=VALUE, or --KEY VALUE as monai.bundle takes them; nested keys with #) replaces a config value.
     Values are read as JSON when they are JSON (numbers, true/false, lists), otherwise as strings.
@@ -622,6 +678,9 @@ def train(bundle_dir: Path, configs: tuple[str, ...], run_id: str, dry_run: bool
       ldct-invrep train bundles/ldct_mayo dataset_dir=/data/mayo2016 max_iterations=1000
       ldct-invrep train bundles/ldct_mayo --config configs/train.json --config my_overrides.json
       ldct-invrep train bundles/natural_awgn --dry-run
+
+    The ldct_mayo and natural_* bundles use the VGG-19 semantic loss by default (semantic_weight 1), which
+    needs the ImageNet VGG-19 weights: `ldct-invrep fetch vgg19` downloads them once, or pass semantic_weight=0.
     """
     bundle_dir = bundle_dir.expanduser()
     if not bundle_dir.is_dir():
@@ -639,7 +698,7 @@ def train(bundle_dir: Path, configs: tuple[str, ...], run_id: str, dry_run: bool
         kwargs["meta_file"] = str(meta)
     if log_conf.is_file():
         kwargs["logging_file"] = str(log_conf)
-    values = {"bundle_root": str(bundle_dir.resolve()), **_parse_overrides(overrides)}
+    values = {"bundle_root": str(bundle_dir.resolve()), **({"threads": threads} if threads else {}), **_parse_overrides(overrides)}
     command = ["python -m monai.bundle run", run_id] + [
         f"--{k} {_shell_quote(json.dumps(v) if isinstance(v, list) else str(v))}" for k, v in kwargs.items() if k != "run_id"
     ] + [f"--{k} {_shell_quote(json.dumps(v) if not isinstance(v, str) else v)}" for k, v in values.items()]
@@ -655,6 +714,62 @@ def _shell_quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
+
+
+# --------------------------------------------------------------------------------------------- fetch
+@cli.command(short_help="Download a file ldct-invrep can use but does not ship (asks the network).")
+@click.argument("what", type=click.Choice(["vgg19"]))
+@click.option(
+    "--to", "dest", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Where to write it. [default: the torch hub cache, where training looks for it]",
+)
+def fetch(what: str, dest: Path | None) -> None:
+    """Download, on your request only, a file that training can use but the package does not ship.
+
+    vgg19: torchvision's ImageNet VGG-19 weights (vgg19-dcbb9e9d.pth, 548 MB, checked against the SHA-256
+    prefix in its name), needed by the semantic consistency loss (paper eq. 11) of the ldct_mayo,
+    natural_awgn and natural_poisson bundles (semantic_weight 1). Nothing else in ldct-invrep downloads.
+    Without it train with semantic_weight=0; evaluation, inference and the ldct_simulated bundle never need it.
+
+    \b
+    Examples:
+      ldct-invrep fetch vgg19
+      ldct-invrep fetch vgg19 --to ~/weights/vgg19-dcbb9e9d.pth   then: export LDCT_INVREP_VGG19_WEIGHTS=...
+    """
+    from ldct_invrep.losses.vgg import VGG19_WEIGHTS_URL, default_weight_paths, fetch_vgg19_weights
+
+    target = dest.expanduser() if dest is not None else default_weight_paths()[-1]
+    if target.is_file():
+        click.echo(f"already there: {target}")
+        return
+    say(f"downloading {VGG19_WEIGHTS_URL} -> {target}")
+    click.echo(f"wrote {fetch_vgg19_weights(target)}")
+
+
+# --------------------------------------------------------------------------------------------- bundle
+@cli.group(short_help="The MONAI bundles shipped with the package.")
+def bundle() -> None:
+    """The MONAI bundles shipped with ldct-invrep (ldct_mayo, ldct_simulated, natural_awgn, natural_poisson)."""
+
+
+@bundle.command("export", short_help="Write a shipped MONAI bundle to a folder.")
+@click.argument("name")
+@click.argument("target", metavar="DIR", type=click.Path(path_type=Path))
+def bundle_export(name: str, target: Path) -> None:
+    """Write the shipped bundle NAME to DIR (configs, docs, LICENSE, models/), ready for
+    `python -m monai.bundle run --bundle_root DIR` or `ldct-invrep train DIR`. For ldct_simulated,
+    models/model.pt is a copy of the shipped weights, so its evaluate and inference configs run at once.
+    DIR must not exist yet.
+
+    \b
+    Examples:
+      ldct-invrep bundle export ldct_simulated my_bundle/
+      ldct-invrep bundle export ldct_mayo mayo/ && ldct-invrep train mayo/ dataset_dir=/data/mayo2016
+    """
+    from ldct_invrep.package_files import export_bundle
+
+    written = export_bundle(name, target)
+    click.echo(f"wrote bundle {name} -> {written}")
 
 
 # --------------------------------------------------------------------------------------------- demo

@@ -25,8 +25,8 @@ from ldct_invrep.errors import PLACE_ERRNOS, InputError
 
 __all__ = [
     "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CLIError", "ExitStatusGroup", "Terminated", "first_line",
-    "say",
-]
+    "input_error_cause", "say",
+]  # fmt: skip
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: Signals that stop a run the way Ctrl-C does (``timeout``, Slurm, ``docker stop``, systemd send SIGTERM).
@@ -96,6 +96,19 @@ def _cli_wording(message: str, options: set[str] | None = None) -> str:
             tail = re.sub(clause, instead, tail)
         tail = re.sub(pattern, wording, tail)
     return f"{head}{sep}{tail}"
+
+
+def input_error_cause(exc: BaseException) -> InputError | None:
+    """The :class:`InputError` an exception wraps, if any: MONAI's config parser re-raises the error of an
+    expression as ``RuntimeError("Failed to evaluate ConfigExpression ...")`` from it (bundles under ``train``)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, InputError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _echo_err(line: str) -> None:
@@ -175,6 +188,11 @@ class ExitStatusGroup(click.Group):
         except MemoryError as exc:
             raise CLIError(f"out of memory ({exc}); try a smaller --batch-size", EXIT_FAILURE) from exc
         except Exception as exc:
+            wrapped = input_error_cause(exc)
+            if wrapped is not None:
+                if debug:
+                    click.echo(traceback.format_exc(), err=True)
+                raise CLIError(_cli_wording(str(wrapped), self._options(ctx)), EXIT_USAGE) from exc
             raise self._unexpected(exc, debug) from exc
         finally:
             for sig, old in previous_handlers.items():

@@ -79,6 +79,18 @@ class Volume:
     def series_uid(self) -> str:
         return self.info.series_uid if self.info is not None else ""
 
+    def storage(self) -> tuple[np.dtype, tuple[float, float]]:
+        """How a NIfTI output keeps this input's number type: ``(dtype, (slope, inter))``. A NIfTI input's own
+        on-disk dtype and scaling; a DICOM series of integer HU (slope 1, whole intercepts) as int16;
+        otherwise float32."""
+        import numpy as np
+
+        if self.nifti is not None and self.nifti.header is not None:
+            return np.dtype(self.nifti.header.get_data_dtype()), self.nifti.scaling
+        if self.info is not None and all(s == 1 and float(i).is_integer() for s, i in self.info.rescale):
+            return np.dtype(np.int16), (1.0, 0.0)
+        return np.dtype(np.float32), (1.0, 0.0)
+
     def affine_ras(self) -> np.ndarray:
         return self.info.affine(ras=True) if self.info is not None else self.nifti.affine  # type: ignore[union-attr]
 
@@ -260,7 +272,12 @@ def _write_one(vol: Volume, target: Path, fmt: str, fn: BatchFn, batch_size: int
         out = _processed(vol, fn, start, hu)
         volume[start : start + len(out)] = out
         bar.update(len(hu))
-    write_nifti(target, volume, vol.affine_ras(), overwrite=overwrite, geometry=vol.has_geometry)
+    dtype, slope_inter = vol.storage()
+    descrip = f"{writer_kwargs.get('method', '')}{writer_kwargs.get('description_suffix', '')}".strip()  # LIR, SIM [sim 25% dose]
+    write_nifti(
+        target, volume, vol.affine_ras(), dtype=dtype, slope_inter=slope_inter, descrip=descrip,
+        overwrite=overwrite, geometry=vol.has_geometry,
+    )  # fmt: skip
 
 
 def rate_line(verb: str, n: int, seconds: float, output: Path) -> str:

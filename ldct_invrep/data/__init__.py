@@ -1,49 +1,59 @@
 """Data: unpaired patch datasets (LIR section 4.1-4.3), datalists, dataset scanners, CT training cache.
 
-Heavy or optional readers (``ldct_invrep.io``, the low-dose simulator) are imported only when used.
+Names are imported on first use (module ``__getattr__``), so ``ldct_invrep.data.preparation`` and the
+scanners load without torch or MONAI (the command line's ``prepare`` starts fast).
 """
 
-from ldct_invrep.data.ct_cache import CTCache, build_ct_training_cache, load_ct_training_cache
-from ldct_invrep.data.datalist import load_datalist, write_datalist
-from ldct_invrep.data.datasets import AIR_THRESHOLD_NET, PairedSliceDataset, UnpairedPatchDataset, split_unpaired
-from ldct_invrep.data.image_sets import ImageSetReport, build_image_manifest, verify_image_set
-from ldct_invrep.data.manifests import load_manifest, manifest_dir
-from ldct_invrep.data.natural import load_gray_image, load_gray_images, load_image_8bit, rgb_to_gray
-from ldct_invrep.data.noisy_sets import NoisyImage, noisy_test_set
-from ldct_invrep.data.preparation import prepare, write_image_set_datalist, write_mayo_datalist, write_tcia_datalist
-from ldct_invrep.data.scanners import ScanReport, SeriesScan, format_report, scan_mayo2016, scan_tcia_ldct
-from ldct_invrep.data.slices import DicomSliceSequence, domain_paths
+from __future__ import annotations
 
-__all__ = [
-    "AIR_THRESHOLD_NET",
-    "CTCache",
-    "DicomSliceSequence",
-    "ImageSetReport",
-    "NoisyImage",
-    "PairedSliceDataset",
-    "ScanReport",
-    "SeriesScan",
-    "UnpairedPatchDataset",
-    "build_ct_training_cache",
-    "build_image_manifest",
-    "domain_paths",
-    "format_report",
-    "load_ct_training_cache",
-    "load_datalist",
-    "load_gray_image",
-    "load_gray_images",
-    "load_image_8bit",
-    "load_manifest",
-    "manifest_dir",
-    "noisy_test_set",
-    "prepare",
-    "rgb_to_gray",
-    "scan_mayo2016",
-    "scan_tcia_ldct",
-    "split_unpaired",
-    "verify_image_set",
-    "write_datalist",
-    "write_image_set_datalist",
-    "write_mayo_datalist",
-    "write_tcia_datalist",
-]
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "AIR_THRESHOLD_NET": "ldct_invrep.data.datasets",
+    "CTCache": "ldct_invrep.data.ct_cache",
+    "DicomSliceSequence": "ldct_invrep.data.slices",
+    "ImageSetReport": "ldct_invrep.data.image_sets",
+    "IncompleteDatasetError": "ldct_invrep.data.preparation",
+    "NoisyImage": "ldct_invrep.data.noisy_sets",
+    "PairedSliceDataset": "ldct_invrep.data.datasets",
+    "ScanReport": "ldct_invrep.data.scanners",
+    "SeriesScan": "ldct_invrep.data.scanners",
+    "UnpairedPatchDataset": "ldct_invrep.data.datasets",
+    "build_ct_training_cache": "ldct_invrep.data.ct_cache",
+    "build_image_manifest": "ldct_invrep.data.image_sets",
+    "domain_paths": "ldct_invrep.data.slices",
+    "format_report": "ldct_invrep.data.scanners",
+    "load_ct_training_cache": "ldct_invrep.data.ct_cache",
+    "load_datalist": "ldct_invrep.data.datalist",
+    "load_gray_image": "ldct_invrep.data.natural",
+    "load_gray_images": "ldct_invrep.data.natural",
+    "load_image_8bit": "ldct_invrep.data.natural",
+    "load_manifest": "ldct_invrep.data.manifests",
+    "manifest_dir": "ldct_invrep.data.manifests",
+    "noisy_test_set": "ldct_invrep.data.noisy_sets",
+    "prepare": "ldct_invrep.data.preparation",
+    "rgb_to_gray": "ldct_invrep.data.natural",
+    "scan_mayo2016": "ldct_invrep.data.scanners",
+    "scan_tcia_ldct": "ldct_invrep.data.scanners",
+    "split_unpaired": "ldct_invrep.data.datasets",
+    "verify_image_set": "ldct_invrep.data.image_sets",
+    "write_datalist": "ldct_invrep.data.datalist",
+    "write_image_set_datalist": "ldct_invrep.data.preparation",
+    "write_mayo_datalist": "ldct_invrep.data.preparation",
+    "write_tcia_datalist": "ldct_invrep.data.preparation",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai.data import load_decathlon_datalist
-
 from ldct_invrep.errors import InputError
 
 PATH_KEYS = ("image", "label", "noisy", "clean")
@@ -58,6 +56,8 @@ def load_datalist(
     if base_dir is None:
         root = data.get("data_root")
         base_dir = Path(root) if isinstance(root, str) and root else path.parent
+    from monai.data import load_decathlon_datalist  # here, so that writing a datalist needs no MONAI
+
     base = Path(base_dir)
     entries = load_decathlon_datalist(path, is_segmentation=False, data_list_key=key, base_dir=base)
     for entry in entries:

@@ -13,11 +13,12 @@ MANIFEST_ENV = "LDCT_INVREP_MANIFESTS"
 
 
 def manifest_dir() -> Path:
-    """The manifest folder: ``$LDCT_INVREP_MANIFESTS`` if set, else ``data_manifests/`` of the source checkout."""
+    """The manifest folder: ``$LDCT_INVREP_MANIFESTS`` if set, else the shipped ``data_manifests/``
+    (inside the package of a wheel install, at the top of a source checkout)."""
+    from ldct_invrep.package_files import data_manifests_dir
+
     env = os.environ.get(MANIFEST_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "data_manifests"
+    return Path(env) if env else data_manifests_dir()
 
 
 def manifest_path(name: str) -> Path:

@@ -18,7 +18,6 @@ import numpy as np
 
 from ldct_invrep import __version__
 from ldct_invrep.data.datalist import write_datalist
-from ldct_invrep.data.datasets import split_unpaired
 from ldct_invrep.data.image_sets import ImageSetReport, verify_image_set
 from ldct_invrep.data.manifests import load_manifest
 from ldct_invrep.data.scanners import ScanReport, SeriesScan, SliceFile, format_report, scan_mayo2016, scan_tcia_ldct
@@ -66,6 +65,8 @@ def _sections(
     train: list[Pair], validation: list[Pair], test: list[Pair], root: Path, seed: int, low_name: str, **info: Any
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
     """Unpaired training entries (two disjoint halves) plus paired validation/test entries."""
+    from ldct_invrep.data.datasets import split_unpaired  # torch: imported only once slices are paired
+
     x_half, y_half = split_unpaired(train, seed)
     training = [{"noisy": _rel(p[1].path, root), "info": _info(p, dose=low_name, **info)} for p in x_half]
     training += [{"clean": _rel(p[2].path, root), "info": _info(p, dose="full", **info)} for p in y_half]
@@ -164,7 +165,11 @@ def write_mayo_datalist(
         test = [pairs[i] for i in test_idx]
         split_info = {"patients": present, "n_train_with_validation": n_train, "method": cfg["method"]}
     if not train:
-        raise InputError(f"{report.root}: no paired {thickness} {kernel} training slices found")
+        found = sorted({f"{s.thickness} {s.kernel}" for s in report.series}) or ["no series"]
+        raise InputError(
+            f"{report.root}: no paired {thickness} {kernel} training slices found (the copy has: {', '.join(found)}; "
+            "choose with thickness=/kernel=)"
+        )
     sections, counts = _sections(train, validation, test, report.root, seed, "quarter", **meta)
     metadata = {
         "name": f"mayo2016_{split}_{thickness}_{kernel}",
@@ -255,35 +260,61 @@ def write_image_set_datalist(report: ImageSetReport, manifest: dict[str, Any], o
     return write_datalist(out_path, {section: entries}, metadata)
 
 
+class IncompleteDatasetError(InputError):
+    """A dataset copy whose report is NOT OK, when a complete one was required; ``report`` says what is wrong."""
+
+    def __init__(self, report: ScanReport) -> None:
+        super().__init__(
+            f"{report.root}: the {report.dataset} copy is NOT OK (the report above names what); no datalist written. "
+            "Fix the copy, or accept it as it is (prepare --accept-incomplete; Python: require_ok=False)"
+        )
+        self.report = report
+
+
 def prepare(
     dataset_name: str,
     root: str | Path,
     out: str | Path,
     split: str | None = None,
     read_headers: bool = True,
+    require_ok: bool = False,
     **kwargs: Any,
 ) -> tuple[ScanReport | ImageSetReport, Path]:
     """Scan/verify ``root`` for ``dataset_name`` and write its datalist; returns ``(report, datalist_path)``.
 
     ``dataset_name``: "mayo2016", "tcia_ldct", or an image set (``IMAGE_SETS``: "bsd68", "set12", "kodak24",
     "train400", "cbsd68", "cbsd432").
-    ``out`` is the datalist file, or a folder (then ``<out>/<dataset>[_<split>].json``). Missing parts of a
-    copy do not stop the datalist (``format_report(report)`` names them) unless the split cannot be formed;
-    an image set with missing or modified files raises ``InputError``. Extra ``kwargs`` go to the writer.
+    ``out`` is the datalist file, or a folder (then ``<out>/<dataset>_<split>.json`` for the CT sets,
+    ``<out>/<dataset>.json`` for image sets). Missing parts of a CT copy do not stop the datalist
+    (``format_report(report)`` names them) unless ``require_ok`` (then :class:`IncompleteDatasetError`) or the
+    split cannot be formed; an image set with missing or modified files raises ``InputError``. For mayo2016
+    ``thickness`` (default: the split's) and ``kernel`` (default B30) also say which series the copy must have.
+    Extra ``kwargs`` go to the writer.
     """
     out = Path(out)
     if dataset_name == "mayo2016":
         split = split or "patient"
-        report: ScanReport | ImageSetReport = scan_mayo2016(root, read_headers=read_headers)
-        path = _out_file(out, f"mayo2016_{split}")
+        man = load_manifest("mayo2016")
+        if split in man["splits"]:
+            kwargs["thickness"] = kwargs.get("thickness") or man["splits"][split].get("default_thickness")
+        kwargs["kernel"] = kwargs.get("kernel") or "B30"
+        for key, known in (("thickness", man["thicknesses"]), ("kernel", man["kernels"])):
+            if kwargs.get(key) is not None and kwargs[key] not in known:
+                raise InputError(f"{kwargs[key]}: unknown Mayo {key} (use {', '.join(known)})")
+        report: ScanReport | ImageSetReport = scan_mayo2016(
+            root, read_headers=read_headers, manifest=man, thickness=kwargs.get("thickness"), kernel=kwargs["kernel"]
+        )
         assert isinstance(report, ScanReport)
-        return report, write_mayo_datalist(report, path, split=split, **kwargs)
+        if require_ok and not report.ok:
+            raise IncompleteDatasetError(report)
+        return report, write_mayo_datalist(report, _out_file(out, f"mayo2016_{split}"), split=split, **kwargs)
     if dataset_name == "tcia_ldct":
         split = split or "ldctbench"
         report = scan_tcia_ldct(root, read_headers=read_headers)
-        path = _out_file(out, f"tcia_ldct_{split}")
         assert isinstance(report, ScanReport)
-        return report, write_tcia_datalist(report, path, split=split, **kwargs)
+        if require_ok and not report.ok:
+            raise IncompleteDatasetError(report)
+        return report, write_tcia_datalist(report, _out_file(out, f"tcia_ldct_{split}"), split=split, **kwargs)
     if dataset_name in IMAGE_SETS:
         manifest = load_manifest(dataset_name)
         report = verify_image_set(root, manifest)

@@ -151,8 +151,18 @@ def _check_root(root: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- Mayo 2016
-def scan_mayo2016(root: str | Path, read_headers: bool = True, manifest: str | Path | dict | None = None) -> ScanReport:
+def scan_mayo2016(
+    root: str | Path,
+    read_headers: bool = True,
+    manifest: str | Path | dict | None = None,
+    thickness: str | None = None,
+    kernel: str | None = None,
+) -> ScanReport:
     """Scan a local copy of the 2016 AAPM-Mayo data against ``data_manifests/mayo2016.json``.
+
+    ``thickness`` ("1mm", "3mm") and ``kernel`` ("B30", "D45") name the series the copy is meant to have
+    (a download of one thickness is complete without the other); by default every thickness of the required
+    kernels is expected.
 
     Accepted layouts (see the manifest): ``<root>/<patient>/{full,quarter}_{1mm,3mm}[_sharp]/*.IMA`` and the
     series-first Box layout (``<root>/1mm B30/full_1mm/<patient>/full_1mm/*.IMA``): the patient is the path
@@ -220,15 +230,15 @@ def scan_mayo2016(root: str | Path, read_headers: bool = True, manifest: str | P
     present = set(report.patients_present)
     report.missing_patients = [p for p in expected if p not in present]
     report.extra_patients = sorted(present - set(expected))
-    required_kernels = [k for k, v in man["kernels"].items() if v.get("required")]
+    required_kernels = [kernel] if kernel else [k for k, v in man["kernels"].items() if v.get("required")]
     for p in expected:
         if p not in present:
             continue
-        for thickness in man["thicknesses"]:
-            for kernel in required_kernels:
+        for thick in [thickness] if thickness else man["thicknesses"]:
+            for kern in required_kernels:
                 for dose in man["doses"]:
-                    if report.find(p, dose, thickness, kernel) is None:
-                        report.missing_series.append(f"{p} {dose}_{thickness} {kernel}")
+                    if report.find(p, dose, thick, kern) is None:
+                        report.missing_series.append(f"{p} {dose}_{thick} {kern}")
     for p in sorted(present):
         for thickness in man["thicknesses"]:
             for kernel in man["kernels"]:

@@ -1,7 +1,12 @@
-"""Training engine: LIRTrainer (D step then G step), optimisers/schedules, handlers, checkpoints."""
+"""Training engine: LIRTrainer (D step then G step), optimisers/schedules, handlers, checkpoints.
+
+``save_restorer`` / ``load_restorer`` / ``read_header`` live in ``ldct_invrep.io.checkpoint``; they are
+re-exported here because the campaign drivers (``campaign/``) import them from the engine.
+"""
+
+from ldct_invrep.io.checkpoint import load_restorer, read_header, save_restorer
 
 from .ablations import ABLATIONS, build_lir
-from .checkpoint import load_restorer, read_header, save_restorer
 from .handlers import (
     ImageGridHandler,
     RNGState,

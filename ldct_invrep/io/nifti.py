@@ -36,6 +36,7 @@ class NiftiVolume:
     spacing: tuple[float, float, float]  # (k, j, i) voxel sizes in mm
     path: Path
     header: nib.Nifti1Header | None = None
+    scaling: tuple[float, float] = (1.0, 0.0)  # the file's (scl_slope, scl_inter): stored value -> HU
     xform_codes: tuple[int, int] = (1, 1)
     """(qform_code, sform_code) of the file; (0, 0): no orientation, the affine is only the voxel sizes."""
 
@@ -97,6 +98,7 @@ def read_nifti(path: str | os.PathLike, nonfinite_fill: float | None = None) -> 
         path=path,
         header=img.header.copy(),
         xform_codes=codes,
+        scaling=(float(getattr(img.dataobj, "slope", 1.0)), float(getattr(img.dataobj, "inter", 0.0))),
     )
 
 
@@ -106,16 +108,20 @@ def write_nifti(
     affine: np.ndarray,
     *,
     dtype: type | np.dtype = np.float32,
+    slope_inter: tuple[float, float] = (1.0, 0.0),
+    descrip: str | None = None,
     overwrite: bool = False,
     geometry: bool = True,
 ) -> Path:
     """Write a (slice, row, col) HU volume with the source ``affine`` (NIfTI ``(i, j, k)`` -> RAS), atomically.
 
-    ``dtype`` float32 (default) stores HU as they are; an integer dtype rounds and clips to its range.
+    ``dtype`` float32 (default) stores HU as they are; an integer dtype stores ``(HU - inter) / slope`` of
+    ``slope_inter`` (the header's scl_slope/scl_inter, so readers get HU back), rounded and clipped to its range.
     The sform carries ``affine`` (code 1, scanner), and so does the qform unless the affine is sheared
     (gantry tilt: a qform cannot hold that, code 0); units mm. ``geometry=False`` (a source without
     orientation) writes neither (codes 0), only the voxel sizes. ``descrip`` starts with ``ldct-invrep``,
-    the stamp that lets ``overwrite`` replace only a file this tool wrote.
+    the stamp that lets ``overwrite`` replace only a file this tool wrote; ``descrip`` (e.g. the method) follows
+    it, cut to the field's 80 bytes.
     """
     hu = np.asarray(hu)
     if hu.ndim != 3:
@@ -124,11 +130,15 @@ def write_nifti(
         raise ValueError(f"{path}: volume contains NaN or infinite values")
     out_dtype = np.dtype(dtype)
     data = hu.transpose(2, 1, 0)
+    slope, inter = (float(v) for v in slope_inter)
     if out_dtype.kind in "iu":
         info = np.iinfo(out_dtype)
-        data = np.clip(np.rint(data), info.min, info.max)
+        data = np.clip(np.rint((data - inter) / slope), info.min, info.max)
+    else:
+        slope, inter = 1.0, 0.0
     affine = np.asarray(affine, dtype=float)
     img = nib.Nifti1Image(np.asarray(data, dtype=out_dtype), affine if geometry else None)
+    img.header.set_slope_inter(slope, inter)
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     if geometry:
         cols = affine[:3, :3] / zooms
@@ -143,7 +153,7 @@ def write_nifti(
         img.header.set_qform(None, code=0)
         img.header.set_zooms(tuple(zooms))
     img.header.set_xyzt_units("mm")
-    img.header["descrip"] = f"{OWNER} {__version__}".encode()[:80]
+    img.header["descrip"] = f"{OWNER} {__version__}{' ' + descrip if descrip else ''}".encode("ascii", "replace")[:79]
     path = Path(path)
     if not path.name.endswith((".nii", ".nii.gz")):
         raise InputError(f"{path}: a NIfTI output name must end with .nii or .nii.gz")

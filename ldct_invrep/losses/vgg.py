@@ -18,6 +18,10 @@ from ldct_invrep.errors import InputError
 
 VGG19_WEIGHTS_FILENAME = "vgg19-dcbb9e9d.pth"
 VGG19_WEIGHTS_ENV = "LDCT_INVREP_VGG19_WEIGHTS"
+#: torchvision's ImageNet VGG-19 weights (548 MB); the file name carries the first 8 hex digits of its SHA-256.
+VGG19_WEIGHTS_URL = f"https://download.pytorch.org/models/{VGG19_WEIGHTS_FILENAME}"
+VGG19_SHA256_PREFIX = "dcbb9e9d"
+VGG19_FETCH_COMMAND = "ldct-invrep fetch vgg19"
 
 # VGG-19 ("E" configuration): channels per conv, "M" = 2x2 max pool.
 _VGG19_CONFIG: tuple[int | str, ...] = (
@@ -71,10 +75,25 @@ def resolve_vgg19_weights(path: str | os.PathLike[str] | None = None) -> Path:
             return candidate
     searched = ", ".join(str(c) for c in candidates)
     raise VGGWeightsNotFoundError(
-        f"{VGG19_WEIGHTS_FILENAME}: VGG-19 ImageNet weights (torchvision format) not found; searched: {searched}. "
-        f"Put {VGG19_WEIGHTS_FILENAME} at one of these paths or set {VGG19_WEIGHTS_ENV}=/path/to/"
-        f"{VGG19_WEIGHTS_FILENAME}, or skip the semantic consistency term with semantic weight 0."
+        f"{VGG19_WEIGHTS_FILENAME}: the ImageNet VGG-19 weights of the semantic consistency loss (eq. 11) were not "
+        f"found; looked in: {searched}. Download them once with `{VGG19_FETCH_COMMAND}` (548 MB, into the torch hub "
+        f"cache), or set {VGG19_WEIGHTS_ENV}=/path/to/{VGG19_WEIGHTS_FILENAME}, or train without the term: "
+        "semantic weight 0 (bundles: semantic_weight=0)."
     )
+
+
+def fetch_vgg19_weights(dest: str | os.PathLike[str] | None = None, progress: bool = True) -> Path:
+    """Download torchvision's ImageNet VGG-19 weights from :data:`VGG19_WEIGHTS_URL` to ``dest`` (default: the
+    torch hub cache, the last place :func:`resolve_vgg19_weights` looks) and return the file; a file already
+    there is kept. Only ever called on the user's request (``ldct-invrep fetch vgg19``): ``torch.hub`` writes a
+    temporary file, checks its SHA-256 against the prefix in the file name and only then moves it into place.
+    """
+    target = Path(dest).expanduser() if dest is not None else default_weight_paths()[-1]
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(VGG19_WEIGHTS_URL, str(target), hash_prefix=VGG19_SHA256_PREFIX, progress=progress)
+    return target
 
 
 def _features_only(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
