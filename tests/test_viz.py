@@ -158,3 +158,48 @@ def test_bad_inputs(images) -> None:
         compare_grid(images, windows=("abdomen",), reference="nope")
     with pytest.raises(InputError, match="3D"):
         slice_scroller(np.zeros((8, 8)))
+
+
+# --------------------------------------------------------------------------------------------- image quality
+def test_noise_power_spectrum_of_white_noise_is_flat_at_its_variance() -> None:
+    from scipy.ndimage import gaussian_filter
+
+    from ldct_invrep.image_quality import noise_power_spectrum
+
+    rng = np.random.default_rng(0)
+    white = rng.normal(40.0, 10.0, (128, 128)) + np.linspace(0, 50, 128)[None]  # a tilt, removed by the fit
+    freq, nps = noise_power_spectrum(white, (0, 0, 128, 128), pixel_mm=0.5)
+    assert freq[0] > 0 and freq[-1] <= 1.0  # up to Nyquist, 1 / (2 x 0.5 mm)
+    assert abs(nps.mean() / (100.0 * 0.25) - 1) < 0.1 and nps.min() > 0.3 * nps.mean()  # white: sigma^2 dx dy, flat
+    blurred = gaussian_filter(rng.normal(0.0, 10.0, (128, 128)), 1.5)
+    _, nps_b = noise_power_spectrum(blurred, (0, 0, 128, 128), pixel_mm=0.5)
+    assert nps_b[:5].mean() > 50 * nps_b[-10:].mean()  # blurred noise: low frequencies only
+    with pytest.raises(InputError, match="roi"):
+        noise_power_spectrum(white, (120, 0, 20, 20), pixel_mm=0.5)
+
+
+def test_edge_rise_distance_of_a_gaussian_blurred_step() -> None:
+    from scipy.special import erf
+
+    from ldct_invrep.image_quality import edge_rise_distance_mm, roi_mean_bias
+
+    x = np.arange(-30, 31, dtype=float)
+    sigma_px = 2.0
+    step = -1000 + 1040 * 0.5 * (1 + erf(x / (sigma_px * np.sqrt(2))))  # air to soft tissue
+    assert edge_rise_distance_mm(step, pixel_mm=0.7) == pytest.approx(2.563 * sigma_px * 0.7, rel=0.05)
+    assert edge_rise_distance_mm(step[::-1], pixel_mm=0.7) == pytest.approx(2.563 * sigma_px * 0.7, rel=0.05)
+    assert np.isnan(edge_rise_distance_mm(np.full(40, 30.0), pixel_mm=0.7))
+    img = np.zeros((20, 20))
+    assert roi_mean_bias(img + 3.5, img, (2, 2, 10, 10)) == pytest.approx(3.5)
+
+
+def test_noise_power_and_edge_figures(images: dict[str, np.ndarray]) -> None:
+    from ldct_invrep.viz import edge_profiles, noise_power_spectra
+
+    fig = noise_power_spectra(images, (10, 10, 24, 24), pixel_mm=0.7)
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == len(images) and ax.get_yscale() == "log"
+    assert all("σ" in t.get_text() for t in ax.get_legend().get_texts())
+    fig = edge_profiles(images, ((30, 2), (30, 40)), pixel_mm=0.7)
+    texts = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert len(texts) == len(images) and all("10-90 % rise" in t and t.endswith(" mm") for t in texts)
