@@ -264,7 +264,7 @@ def test_evaluate_natural_colour_bm3d_and_ansc(tmp_path) -> None:
 
 
 def test_lir_checkpoint_of_other_channel_count_is_named(tmp_path) -> None:
-    from ldct_invrep.engine.checkpoint import save_restorer
+    from ldct_invrep.io.checkpoint import save_restorer
     from ldct_invrep.networks import Restorer, get_config
 
     cfg = get_config("lite", base_channels=4, n_res=1, noise_channels=4, in_channels=1)

@@ -125,7 +125,7 @@ def _natural_pngs(folder: Path, n: int, size: int = 40) -> None:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(folder / f"img{i:03d}.png")
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"img{i:03d}.png")
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def no_vgg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def test_default_training_without_vgg_weights_says_what_and_how(no_vgg: Path, tmp_path: Path) -> None:
     data = tmp_path / "natural"
-    for name in ("train400", "set12", "bsd68"):
+    for name in ("cbsd432", "kodak24"):  # the colour default's training and validation sets
         _natural_pngs(data / name, 4)
     bundle = tmp_path / "awgn"
     invoke("bundle", "export", "natural_awgn", bundle)

@@ -80,6 +80,6 @@ def test_wheel_prepares_data_and_denoises_outside_the_checkout(installed: tuple[
         [cli, "denoise", series, work / "out", "--weights", work / "sim" / "models" / "model.pt", "--threads", "1",
          "--self-ensemble", "1", "--quiet"], cwd=work,
     )  # fmt: skip
-    assert "denoised 2 slices" in proc.stdout and len(list((work / "out").iterdir())) == 2
+    assert "denoised 2 slices" in proc.stdout and len(list((work / "out").glob("*.dcm"))) == 2
     info = json.loads(run([cli, "info", "--json"], cwd=work).stdout)
     assert info["header"]["preset"] and info["parameters"] > 0
