@@ -287,6 +287,7 @@ def test_bundle_metadata_lists_requirements_and_metrics() -> None:
         for metric, value in meta["eval_metrics"].items():  # the shipped weights' figures, as documented
             assert f"{value:.2f}" in shipped or f"{value:.4f}" in shipped, (metric, value)
     assert len(json.loads((bundles_dir() / "ldct_simulated" / "configs" / "metadata.json").read_text())["eval_metrics"]) == 5
+    # the shipped weights are ldct_simulated's model (docs/shipped_weights.md: self-ensemble 4, abdomen window)
 
 
 # --------------------------------------------------------------------------------------------- item 4
