@@ -405,13 +405,12 @@ class EvaluationResult:
         bias = " soft-tissue bias [HU] |" if self.unit == "HU" else ""
         out = [f"| method | {' | '.join(cols)} |{bias} seconds |", "|---|" + "---:|---:|" * len(self.windows) + ("---:|" if bias else "") + "---:|"]
         for m in self.methods:
-            cells = []
-            for w in self.windows:
-                s = self.summary(m, w.name, images)
-                cells += [format_number(s["psnr"]["mean"], 2), format_number(s["ssim"]["mean"], 4)]
+            per_window = [self.summary(m, w.name, images) for w in self.windows]
+            cells = [c for s in per_window for c in (format_number(s["psnr"]["mean"], 2), format_number(s["ssim"]["mean"], 4))]
+            shared = per_window[0]  # bias and seconds do not depend on the window
             if bias:
-                cells.append(f"{s['bias']['mean']:+.1f}" if math.isfinite(s["bias"]["mean"]) else "n/a")
-            seconds = s["seconds"]["mean"]
+                cells.append(f"{shared['bias']['mean']:+.1f}" if math.isfinite(shared["bias"]["mean"]) else "n/a")
+            seconds = shared["seconds"]["mean"]
             cells.append(f"{seconds:.3g}" if seconds >= 0.01 else "< 0.01")
             out.append(f"| {m} | " + " | ".join(cells) + " |")
         return "\n".join(out)

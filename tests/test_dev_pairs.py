@@ -1,5 +1,5 @@
 """The real development pairs as a datalist (``prepare ldct-dev``, ``evaluate --pairs``) on generated files in
-the staged layout."""
+the staged layout; benchmarks/dev_pairs.py on them."""
 
 from __future__ import annotations
 
@@ -128,3 +128,46 @@ def test_entry_reader_names_the_file_and_the_problem(tmp_path) -> None:
     (tmp_path / "bad.tif").write_bytes(b"not a tiff")
     with pytest.raises(InputError, match="bad.tif: not a readable .tif file"):
         read_entry_image({"noisy": str(tmp_path / "bad.tif")}, "noisy")
+
+
+def _bench_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "dev_pairs.py"
+    spec = importlib.util.spec_from_file_location("dev_pairs_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.filterwarnings("ignore:blind BM3D:UserWarning")
+def test_dev_pairs_benchmark_tunes_on_the_cache_and_writes_one_table_per_pair(tmp_path) -> None:
+    pytest.importorskip("bm3d")
+    import torch
+
+    from ldct_invrep.data.ct_cache import build_ct_training_cache
+    from ldct_invrep.engine.checkpoint import save_restorer
+    from ldct_invrep.io import write_nifti
+    from ldct_invrep.networks import Restorer, get_config
+
+    root = tmp_path / "data"
+    _staged_copy(root)
+    vol = np.stack([_body(10 + k)[1] for k in range(4)])
+    write_nifti(tmp_path / "vol.nii.gz", vol, np.eye(4))
+    build_ct_training_cache([tmp_path / "vol.nii.gz"], tmp_path / "c.npz", hold_out=0.0, noisy_copies=2, unpaired_split=False,
+                            simulator=lambda hu, d, s, seed: hu + np.random.default_rng(seed).normal(0, 40, hu.shape))
+    torch.manual_seed(0)
+    cfg = get_config("lite", base_channels=4, n_res=1, noise_channels=4)
+    weights = save_restorer(tmp_path / "lir.pt", Restorer.from_config(cfg), {"config": cfg, "preset": "tiny", "iterations": 3})
+    out = tmp_path / "docs" / "dev_pairs.md"
+    args = ["--shared-data", str(root), "--cache", str(tmp_path / "c.npz"), "--weights", str(weights), "--out", str(out),
+            "--tune-pairs", "3", "--tune-crop", "32", "--tune-sigmas", "5", "40", "--tune-factors", "0.1", "2", "--quiet"]
+    assert _bench_module().main(args) == 0
+    doc = out.read_text()
+    assert "## Mean over the 4 images" in doc and all(f"## {n}" in doc for n in ("mayo_L506_1mm", "cncl_0001"))
+    assert "BM3D sigma 40 HU: best of 5 HU" in doc  # 40 HU of white noise: the larger sigma wins
+    assert "blind BM3D factor 2: best of 0.1" in doc and "3 simulated *training* pairs of `c.npz`" in doc
+    assert "no RED-CNN row" in doc and "| redcnn |" not in doc
+    assert "| mayo_L506_1mm | " in doc.split("## LIR against each method")[1]
+    with pytest.raises(SystemExit, match="exists"):
+        _bench_module().main(args)
