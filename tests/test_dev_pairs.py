@@ -1,5 +1,5 @@
 """The real development pairs as a datalist (``prepare ldct-dev``, ``evaluate --pairs``) on generated files in
-the staged layout; benchmarks/dev_pairs.py on them."""
+the staged layout, and the shipped weights against the input and blind BM3D on the real pairs."""
 
 from __future__ import annotations
 
@@ -171,3 +171,29 @@ def test_dev_pairs_benchmark_tunes_on_the_cache_and_writes_one_table_per_pair(tm
     assert "| mayo_L506_1mm | " in doc.split("## LIR against each method")[1]
     with pytest.raises(SystemExit, match="exists"):
         _bench_module().main(args)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="awaiting the campaign's default model")
+def test_shipped_weights_beat_the_input_and_blind_bm3d_on_every_real_dev_pair() -> None:
+    """Abdomen-window PSNR of the shipped weights (self-ensemble as their header says) against the quarter-dose
+    input and blind BM3D (factor fitted on simulated training pairs, never on these) on each real pair."""
+    pytest.importorskip("bm3d")
+    from conftest import shared_path
+
+    from ldct_invrep.evaluation import build_methods, evaluate_methods
+    from ldct_invrep.inference import default_weights_path
+
+    if not default_weights_path().is_file():
+        pytest.skip("no shipped weights in this copy")
+    pairs = [(p.name, p.quarter, p.full) for p in read_dev_pairs(shared_path())]
+    if not pairs:
+        pytest.skip("no real dev pairs under the shared data")
+    result = evaluate_methods(pairs, build_methods(["input", "bm3d_blind", "lir"]), ("abdomen",), figure=False)
+    losses = []
+    for image in result.images:
+        psnr = {m: result.summary(m, "abdomen", [image])["psnr"]["mean"] for m in result.methods}
+        losses += [f"{image}: LIR {psnr['lir']:.2f} dB <= {m} {psnr[m]:.2f} dB" for m in ("input", "bm3d_blind")
+                   if psnr["lir"] <= psnr[m]]
+    assert not losses, "; ".join(losses)
