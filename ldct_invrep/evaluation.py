@@ -10,11 +10,13 @@ SSIM over a test set, here with RMSE and the seconds each method took, every fig
   (``natural_metrics``, the bundles' computation).
 
 Outputs in ``out_dir`` (each file written atomically through ``ldct_invrep.io.atomic``):
-``results.csv`` (one row per image x method x window), ``results.md`` (mean ± std per window, what each
-method is) and, for CT, ``figure.png`` (``viz.compare_grid``: input / methods / reference in two HU windows
+``results.csv`` (one row per image x method x window; for CT also the soft-tissue bias,
+``ldct_invrep.metrics.soft_tissue_bias``), ``results.md`` (mean ± std per window, what each method is; or,
+``to_markdown(per_image=True)``, one table per image and the mean) and, for CT, ``figure.png`` (``viz.compare_grid``: input / methods / reference in two HU windows
 with difference maps and an ROI) and ``figure_zoom.png`` (``viz.zoom_roi``).
 
-:func:`build_methods` makes the HU -> HU callables ("input", "bm3d", "lir", "redcnn");
+:func:`build_methods` makes the HU -> HU callables ("input", "bm3d", "bm3d_blind", "lir", "redcnn");
+:func:`tune_bm3d_sigma` and :func:`tune_bm3d_blind_factor` fit BM3D's parameters on training pairs;
 :func:`load_pairs_from_datalist` and :func:`load_pairs_from_cache` make the pairs.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import math
 import os
 import platform
 import time
@@ -38,6 +41,7 @@ from ldct_invrep import __version__
 from ldct_invrep.data.noisy_sets import NoisyImage
 from ldct_invrep.errors import InputError
 from ldct_invrep.metrics import (
+    SOFT_TISSUE_HU,
     SSIM_SIGMA,
     SSIM_WIN_SIZE,
     SliceMetrics,
@@ -47,6 +51,7 @@ from ldct_invrep.metrics import (
     format_mean_std,
     format_number,
     resolve_window,
+    soft_tissue_bias,
     summarize,
 )
 from ldct_invrep.transforms.crop import center_crop
@@ -64,12 +69,13 @@ __all__ = [
     "load_pairs_from_cache",
     "load_pairs_from_datalist",
     "natural_restorer_fn",
+    "tune_bm3d_blind_factor",
     "tune_bm3d_sigma",
 ]
 
 Pair = tuple[str, np.ndarray, np.ndarray]
 ImageFn = Callable[[np.ndarray], np.ndarray]
-CT_METHODS = ("input", "bm3d", "lir", "redcnn")
+CT_METHODS = ("input", "bm3d", "bm3d_blind", "lir", "redcnn")
 NATURAL_METHODS = ("input", "bm3d", "anscombe_bm3d", "lir")
 #: Window of the natural-image metrics: intensities in [0, 1], data range 1.
 UNIT_WINDOW = Window("unit", 0.0, 1.0)
@@ -129,6 +135,16 @@ def _bm3d_ct(sigma_hu: float | None) -> Method:
     return Method(lambda hu: bm3d_denoise(hu, sigma_hu), text, {"sigma_hu": sigma_hu})
 
 
+def _bm3d_blind_ct(factor: float | None) -> Method:
+    from ldct_invrep.baselines.bm3d import DEFAULT_BLIND_FACTOR, bm3d_blind
+
+    fitted = "" if factor is not None else " (the factor fitted on the default model's simulated training pairs)"
+    factor = DEFAULT_BLIND_FACTOR if factor is None else float(factor)
+    text = (f"blind BM3D (bm3d package), full window [-1024, 3072] HU scaled to [0, 1], sigma = {factor:g} x each slice's "
+            f"own noise level in flat soft tissue (transforms.lowdose.scan_noise_level){fitted}")
+    return Method(lambda hu: bm3d_blind(hu, factor), text, {"factor": factor})
+
+
 def _lir_ct(weights: str | Path | None) -> Method:
     from ldct_invrep.inference import SliceDenoiser
     from ldct_invrep.package_files import default_weights_path
@@ -158,10 +174,13 @@ def build_methods(
     lir_weights: str | Path | None = None,
     bm3d_sigma_hu: float | None = None,
     redcnn_weights: str | Path | None = None,
+    bm3d_blind_factor: float | None = None,
 ) -> dict[str, Method]:
     """HU -> HU methods by name, in the given order: ``"input"`` (the noisy image), ``"bm3d"`` (sigma in HU;
-    ``None`` estimates it per slice, with a warning that the estimate is known to be low for CT), ``"lir"``
-    (a ``SliceDenoiser`` checkpoint, default the shipped weights) and ``"redcnn"`` (a trained RED-CNN)."""
+    ``None`` estimates it per slice, with a warning that the estimate is known to be low for CT),
+    ``"bm3d_blind"`` (sigma ``bm3d_blind_factor`` x each slice's noise level; ``None``: the fitted
+    ``baselines.bm3d.DEFAULT_BLIND_FACTOR``), ``"lir"`` (a ``SliceDenoiser``
+    checkpoint, default the shipped weights) and ``"redcnn"`` (a trained RED-CNN)."""
     from ldct_invrep.baselines import input_method
 
     methods: dict[str, Method] = {}
@@ -170,6 +189,8 @@ def build_methods(
             methods[name] = Method(input_method, "the low-dose input itself (no denoising)")
         elif name == "bm3d":
             methods[name] = _bm3d_ct(bm3d_sigma_hu)
+        elif name == "bm3d_blind":
+            methods[name] = _bm3d_blind_ct(bm3d_blind_factor)
         elif name == "lir":
             methods[name] = _lir_ct(lir_weights)
         elif name == "redcnn":
@@ -193,41 +214,53 @@ def tune_bm3d_sigma(
     Use validation pairs, never the test set. ``crop``: a centred ``crop x crop`` region of each slice
     (BM3D takes ~15 s per 512 x 512 slice on 2 cores, ~4 s at 256 x 256). Returns (best, {sigma: mean}).
     """
+    return _tune_bm3d(pairs, sigmas_hu, lambda sigma, noisy: float(sigma), window, metric, crop)
+
+
+def tune_bm3d_blind_factor(
+    pairs: Iterable[Pair],
+    factors: Sequence[float] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0),
+    window: WindowSpec = "abdomen",
+    metric: str = "psnr",
+    crop: int | None = 256,
+) -> tuple[float, dict[float, float]]:
+    """The factor of blind BM3D (sigma = factor x the slice's noise level, ``baselines.blind_sigma_hu``) of
+    ``factors`` with the best mean ``metric`` over ``pairs``: as :func:`tune_bm3d_sigma`, the noise level
+    measured on each whole noisy slice, BM3D run on its centred crop. Returns (best, {factor: mean})."""
+    from ldct_invrep.baselines import blind_sigma_hu
+
+    return _tune_bm3d(pairs, factors, lambda factor, noisy: blind_sigma_hu(noisy, float(factor)), window, metric, crop)
+
+
+def _tune_bm3d(
+    pairs: Iterable[Pair],
+    candidates: Sequence[float],
+    sigma_of: Callable[[float, np.ndarray], float],
+    window: WindowSpec,
+    metric: str,
+    crop: int | None,
+) -> tuple[float, dict[float, float]]:
+    """The candidate with the best mean ``metric`` of BM3D with ``sigma_of(candidate, whole noisy slice)``."""
     from ldct_invrep.baselines import bm3d_denoise
 
     if metric not in ("psnr", "ssim", "rmse_hu"):
         raise InputError(f"metric {metric!r}: expected psnr, ssim or rmse_hu")
-    data = [(center_crop(n, crop), center_crop(c, crop)) for _, n, c in pairs]
+    data = [(np.asarray(n, dtype=np.float32), center_crop(n, crop), center_crop(c, crop)) for _, n, c in pairs]
     if not data:
-        raise InputError("tune_bm3d_sigma: no pairs")
+        raise InputError("BM3D tuning: no pairs")
     scores: dict[float, float] = {}
-    for sigma in sigmas_hu:
-        values = [getattr(compute_metrics(bm3d_denoise(n, float(sigma)), c, window)[0], metric) for n, c in data]
-        scores[float(sigma)] = float(np.mean(values))
+    for candidate in candidates:
+        values = [
+            getattr(compute_metrics(bm3d_denoise(n, sigma_of(candidate, whole)), c, window)[0], metric)
+            for whole, n, c in data
+        ]
+        scores[float(candidate)] = float(np.mean(values))
     pick = min if metric == "rmse_hu" else max
     best = pick(scores, key=scores.__getitem__)
     return best, scores
 
 
 # --------------------------------------------------------------------------------------------- pairs
-def _read_image(path: str | Path) -> np.ndarray:
-    """HU (or intensity) array of a .npy file, a NIfTI file, or a DICOM file / series folder."""
-    path = Path(path)
-    name = path.name.lower()
-    if name.endswith(".npy"):
-        try:
-            return np.load(path, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a readable .npy array ({exc})") from exc
-    if name.endswith((".nii", ".nii.gz")):
-        from ldct_invrep.io import read_nifti
-
-        return read_nifti(path).hu.astype(np.float32)
-    from ldct_invrep.io import read_series
-
-    return read_series(path).hu.astype(np.float32)
-
-
 def _as_slices(a: np.ndarray, path: str) -> list[np.ndarray]:
     if a.ndim == 2:
         return [a]
@@ -238,8 +271,9 @@ def _as_slices(a: np.ndarray, path: str) -> list[np.ndarray]:
 
 def load_pairs_from_datalist(path: str | Path, section: str = "test", base_dir: str | Path | None = None) -> Iterator[Pair]:
     """Lazily yield ``(name, noisy HU, clean HU)`` for each paired entry ``{"noisy": p, "clean": p}`` of
-    ``section``; p is a .npy array, a NIfTI file or a DICOM file/series folder (a volume gives one pair per
-    slice). All files are checked to exist before the first pair is read."""
+    ``section``; p is anything :func:`ldct_invrep.data.datalist.read_entry_image` reads (DICOM, NIfTI,
+    .npy, TIFF, MATLAB .mat; a volume gives one pair per slice). All files are checked to exist before the
+    first pair is read."""
     from ldct_invrep.data.datalist import load_datalist
 
     entries = load_datalist(path, section, base_dir=base_dir, check_exists=True)
@@ -252,9 +286,11 @@ def load_pairs_from_datalist(path: str | Path, section: str = "test", base_dir: 
 
 
 def _iter_datalist_pairs(entries: list[dict[str, Any]]) -> Iterator[Pair]:
+    from ldct_invrep.data.datalist import read_entry_image
+
     for entry in entries:
-        noisy = _as_slices(_read_image(entry["noisy"]), entry["noisy"])
-        clean = _as_slices(_read_image(entry["clean"]), entry["clean"])
+        noisy = _as_slices(read_entry_image(entry, "noisy"), entry["noisy"])
+        clean = _as_slices(read_entry_image(entry, "clean"), entry["clean"])
         if len(noisy) != len(clean) or noisy[0].shape != clean[0].shape:
             raise InputError(f"{entry['noisy']}: {len(noisy)} x {noisy[0].shape} differs from {entry['clean']} ({len(clean)} x {clean[0].shape})")
         stem = str(entry.get("name") or entry.get("id") or Path(entry["noisy"]).name)
@@ -290,6 +326,7 @@ class ResultRow:
     ssim: float
     rmse: float
     seconds: float
+    bias: float = math.nan  # CT: soft-tissue bias in HU (the same in every window); NaN for natural images
 
     @property
     def data_range(self) -> float:
@@ -317,14 +354,21 @@ class EvaluationResult:
             raise KeyError(f"no results for method {method!r} in window {window!r}")
         return rows
 
-    def summary(self, method: str, window: str | Window | None = None) -> dict[str, dict[str, float]]:
-        """``{"psnr"|"ssim"|"rmse"|"seconds": {"mean", "std"}}`` over images (population std)."""
+    def summary(self, method: str, window: str | Window | None = None, images: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+        """``{"psnr"|"ssim"|"rmse"|"seconds"|"bias": {"mean", "std"}}`` over ``images`` (default all;
+        population std). ``bias`` is the soft-tissue bias (HU, CT; NaN for natural images)."""
         win = (window.name if isinstance(window, Window) else window) or self.windows[0].name
         rows = self._rows(method, win)
+        if images is not None:
+            rows = [r for r in rows if r.image in set(images)]
+            if not rows:
+                raise KeyError(f"no results for method {method!r} on images {list(images)}")
         s = summarize([SliceMetrics(r.psnr, r.ssim, r.rmse) for r in rows])
         seconds = np.array([r.seconds for r in rows])
+        bias = np.array([r.bias for r in rows])
         return {"psnr": s["psnr"], "ssim": s["ssim"], "rmse": s["rmse_hu"],
-                "seconds": {"mean": float(seconds.mean()), "std": float(seconds.std())}}
+                "seconds": {"mean": float(seconds.mean()), "std": float(seconds.std())},
+                "bias": {"mean": float(bias.mean()), "std": float(bias.std())}}
 
     def window_text(self, window: Window) -> str:
         if self.unit == "HU":
@@ -338,6 +382,8 @@ class EvaluationResult:
             f"{SSIM_WIN_SIZE}x{SSIM_WIN_SIZE}, sigma {SSIM_SIGMA}, valid convolution, on {on}; RMSE in "
             f"{'HU' if self.unit == 'HU' else 'units of the [0, 1] scale'}; mean ± std (population) over "
             f"{len(self.images)} image(s); seconds = wall time of the method per image on this machine."
+            + (f" Soft-tissue bias: mean of output minus reference (HU, not clipped) where the reference is in "
+               f"({SOFT_TISSUE_HU[0]:g}, {SOFT_TISSUE_HU[1]:g}) HU." if self.unit == "HU" else "")
         )
 
     def table_markdown(self, window: Window | str) -> str:
@@ -352,13 +398,39 @@ class EvaluationResult:
             )
         return "\n".join(out)
 
-    def to_markdown(self, level: int = 1) -> str:
+    def image_table_markdown(self, image: str | None = None) -> str:
+        """One row per method, PSNR and SSIM in every window, then (CT) the soft-tissue bias and the seconds,
+        for ``image`` or (``None``) the mean over all images."""
+        images = None if image is None else [image]
+        cols = [f"{w.name} PSNR [dB] | {w.name} SSIM" for w in self.windows]
+        bias = " soft-tissue bias [HU] |" if self.unit == "HU" else ""
+        out = [f"| method | {' | '.join(cols)} |{bias} seconds |", "|---|" + "---:|---:|" * len(self.windows) + ("---:|" if bias else "") + "---:|"]
+        for m in self.methods:
+            per_window = [self.summary(m, w.name, images) for w in self.windows]
+            cells = [c for s in per_window for c in (format_number(s["psnr"]["mean"], 2), format_number(s["ssim"]["mean"], 4))]
+            shared = per_window[0]  # bias and seconds do not depend on the window
+            if bias:
+                cells.append(f"{shared['bias']['mean']:+.1f}" if math.isfinite(shared["bias"]["mean"]) else "n/a")
+            seconds = shared["seconds"]["mean"]
+            cells.append(f"{seconds:.3g}" if seconds >= 0.01 else "< 0.01")
+            out.append(f"| {m} | " + " | ".join(cells) + " |")
+        return "\n".join(out)
+
+    def to_markdown(self, level: int = 1, per_image: bool = False) -> str:
+        """The report: tables of mean ± std per window, or (``per_image``) the mean over images and then one
+        table per image (:meth:`image_table_markdown`); the methods, notes and provenance."""
         h = "#" * level
         parts = [f"{h} {self.title}", ""]
         if self.data_description:
             parts += [self.data_description, ""]
         parts += [self.metric_note(), ""]
-        for win in self.windows:
+        if per_image:
+            windows = "; ".join(f"{w.label()} (data range {w.data_range:g})" for w in self.windows)
+            parts += [f"{h}# Mean over the {len(self.images)} images", "", f"Windows: {windows}.", "",
+                      self.image_table_markdown(), ""]
+            for image in self.images:
+                parts += [f"{h}# {image}", "", self.image_table_markdown(image), ""]
+        for win in self.windows if not per_image else ():
             parts += [f"{h}# {self.window_text(win)}", "", self.table_markdown(win), ""]
         parts += [f"{h}# Methods", ""]
         parts += [f"- **{m}**: {d}" for m, d in self.methods.items()]
@@ -374,11 +446,14 @@ class EvaluationResult:
     def to_csv(self) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        rmse_col = "rmse_hu" if self.unit == "HU" else "rmse"
-        writer.writerow(["image", "method", "window", "window_lo", "window_hi", "data_range", "psnr", "ssim", rmse_col, "seconds"])
+        ct = self.unit == "HU"
+        rmse_col = "rmse_hu" if ct else "rmse"
+        writer.writerow(["image", "method", "window", "window_lo", "window_hi", "data_range", "psnr", "ssim", rmse_col, "seconds"]
+                        + (["soft_tissue_bias_hu"] if ct else []))
         for r in self.rows:
             writer.writerow([r.image, r.method, r.window, f"{r.lo:g}", f"{r.hi:g}", f"{r.data_range:g}",
-                             format_number(r.psnr, 4), format_number(r.ssim, 6), format_number(r.rmse, 4), f"{r.seconds:.4f}"])
+                             format_number(r.psnr, 4), format_number(r.ssim, 6), format_number(r.rmse, 4), f"{r.seconds:.4f}"]
+                            + ([format_number(r.bias, 3)] if ct else []))
         return buf.getvalue()
 
 
@@ -433,9 +508,10 @@ def _run(
             if out.shape != clean.shape:
                 raise InputError(f"{name}: method {method!r} returned shape {out.shape}, expected {clean.shape}")
             outputs[method] = out
+            bias = soft_tissue_bias(out, clean) if unit == "HU" else math.nan
             for win in windows:
                 m = score(out, clean, win) if score else compute_metrics(out, clean, win, ssim_intensity=ssim_intensity)[0]
-                rows.append(ResultRow(name, method, win.name, win.lo, win.hi, m.psnr, m.ssim, m.rmse_hu, seconds))
+                rows.append(ResultRow(name, method, win.name, win.lo, win.hi, m.psnr, m.ssim, m.rmse_hu, seconds, bias))
             say(f"{name}: {method} {seconds:.2f} s, PSNR {rows[-len(windows)].psnr:.2f} dB ({windows[0].name})")
         if figure_index is not None and i == figure_index:
             shown = {"input": noisy, **{k: v for k, v in outputs.items() if k != "input"}, "reference": clean}

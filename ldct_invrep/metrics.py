@@ -21,6 +21,10 @@ SSIM, unlike PSNR and RMSE, is not shift invariant: its luminance term depends o
 ``"window"`` on the window shifted to [0, data range] (the same as the window mapped to [0, 1] with data
 range 1, the ldct-benchmark convention). Reports name the convention they used.
 
+The soft-tissue bias (:func:`soft_tissue_bias`) is the mean of prediction minus reference over the pixels
+where the reference is soft tissue (``SOFT_TISSUE_HU``): a denoiser that shifts the HU of organs shows there,
+whatever its PSNR. It is computed on the unclipped HU.
+
 A volume's metric is the mean of its slice metrics (the per-slice average every LDCT paper reports), not
 the metric of the pooled voxels.
 """
@@ -49,12 +53,16 @@ __all__ = [
     "format_mean_std",
     "format_number",
     "resolve_window",
+    "soft_tissue_bias",
     "summarize",
 ]
 
 #: The metric windows every report shows (HU), taken from the one registry ``transforms.windowing.WINDOWS``.
 METRIC_WINDOWS: dict[str, tuple[float, float]] = {name: WINDOWS[name] for name in ("abdomen", "full")}
 
+#: Reference HU counted as soft tissue by :func:`soft_tissue_bias` (open interval): organs, muscle, blood,
+#: not fat (about -100 HU and below), lung, bone or contrast-filled vessels.
+SOFT_TISSUE_HU = (-100.0, 200.0)
 SSIM_WIN_SIZE = 11
 SSIM_SIGMA = 1.5
 METRIC_NAMES = ("psnr", "ssim", "rmse_hu")
@@ -169,6 +177,17 @@ def compute_metrics(
             m.reset()
         out.extend(SliceMetrics(float(a), float(b), float(c)) for a, b, c in zip(psnr, ssim, rmse, strict=True))
     return out
+
+
+def soft_tissue_bias(pred_hu: Any, ref_hu: Any, soft_tissue: tuple[float, float] = SOFT_TISSUE_HU) -> float:
+    """Mean of ``pred_hu - ref_hu`` (HU) over the pixels where ``lo < ref_hu < hi`` (``soft_tissue``); NaN when
+    there is none. Inputs as :func:`compute_metrics` (2D or (z, y, x), same shape), not clipped."""
+    pred = _as_stack(pred_hu, "pred_hu")
+    ref = _as_stack(ref_hu, "ref_hu")
+    if pred.shape != ref.shape:
+        raise InputError(f"pred_hu: shape {pred.shape} differs from ref_hu shape {ref.shape}")
+    mask = (ref > soft_tissue[0]) & (ref < soft_tissue[1])
+    return float((pred - ref)[mask].mean()) if mask.any() else float("nan")
 
 
 def summarize(per_slice: Sequence[SliceMetrics]) -> dict[str, dict[str, float]]:

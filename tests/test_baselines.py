@@ -11,6 +11,8 @@ import torch
 from ldct_invrep.baselines import (
     METHODS,
     REDCNN,
+    blind_sigma_hu,
+    bm3d_blind,
     bm3d_denoise,
     estimate_sigma_hu,
     get_method,
@@ -82,6 +84,35 @@ def test_bm3d_gets_sigma_in_window_units(monkeypatch, phantom) -> None:
     np.testing.assert_allclose(out, np.clip(noisy, -160, 240), atol=1e-3)
     vol = bm3d_denoise(np.stack([noisy, noisy]), sigma_hu=20.0, window="abdomen")
     assert vol.shape == (2, *noisy.shape)
+
+
+def _body(noise_hu: float, size: int = 128) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    clean = np.where((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (0.45 * size) ** 2, 40.0, -1000.0)
+    return clean + np.random.default_rng(1).normal(0.0, noise_hu, clean.shape)
+
+
+def test_blind_sigma_follows_each_slice_noise(monkeypatch) -> None:
+    """Blind BM3D's sigma is factor x the slice's own noise level: twice the noise, twice the sigma."""
+    low, high = blind_sigma_hu(_body(30.0), 1.0), blind_sigma_hu(_body(60.0), 1.0)
+    assert 15.0 < low < 35.0 and high / low == pytest.approx(2.0, rel=0.05)
+    assert blind_sigma_hu(_body(30.0), 2.5) == pytest.approx(2.5 * low)
+    seen: dict = {}
+
+    class FakeBM3D:
+        @staticmethod
+        def bm3d(z, sigma_psd, profile="np"):
+            seen.setdefault("sigma", []).append(sigma_psd)
+            return z
+
+    monkeypatch.setitem(sys.modules, "bm3d", FakeBM3D)
+    bm3d_blind(np.stack([_body(30.0), _body(60.0)]), 2.0)
+    assert seen["sigma"] == pytest.approx([2.0 * low / 4096, 2.0 * high / 4096])  # per slice, full window
+    air = np.full((64, 64), -700.0) + np.random.default_rng(0).normal(0, 20, (64, 64))
+    with pytest.warns(UserWarning, match="too little flat soft tissue"):
+        assert blind_sigma_hu(air, 1.0) == pytest.approx(estimate_sigma_hu(air))
+    with pytest.raises(InputError, match="factor"):
+        blind_sigma_hu(_body(30.0), 0.0)
 
 
 def test_missing_bm3d_gives_a_clear_error(monkeypatch, phantom) -> None:

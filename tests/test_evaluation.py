@@ -23,6 +23,7 @@ from ldct_invrep.evaluation import (
     evaluate_natural,
     load_pairs_from_cache,
     load_pairs_from_datalist,
+    tune_bm3d_blind_factor,
     tune_bm3d_sigma,
 )
 from ldct_invrep.metrics import compute_metrics
@@ -295,3 +296,57 @@ def test_tune_bm3d_sigma_picks_the_true_noise_level() -> None:
     pairs = [("a", *_phantom(5, 64, sigma=30.0))]
     best, scores = tune_bm3d_sigma(pairs, (3, 30, 600), window="full", crop=None)
     assert best == 30.0 and set(scores) == {3.0, 30.0, 600.0}
+
+
+def test_tune_bm3d_blind_factor_measures_noise_on_the_whole_slice() -> None:
+    pytest.importorskip("bm3d")
+    from ldct_invrep.baselines import blind_sigma_hu
+
+    pairs = [("a", *_phantom(6, 128, sigma=30.0))]
+    right = 30.0 / blind_sigma_hu(pairs[0][1], 1.0)  # the factor that gives BM3D the true sigma
+    best, scores = tune_bm3d_blind_factor(pairs, (0.05, right, 20.0), window="full", crop=64)
+    assert best == pytest.approx(right) and len(scores) == 3
+
+
+def test_per_image_tables_and_the_soft_tissue_bias(pairs) -> None:
+    result = evaluate_methods(pairs, {"input": lambda x: x, "brighter": lambda x: x + 10.0}, figure=False)
+    for name, noisy, clean in pairs:
+        soft = (clean > -100) & (clean < 200)
+        assert result.summary("input", "abdomen", [name])["bias"]["mean"] == pytest.approx(float((noisy - clean)[soft].mean()), abs=1e-4)
+    assert result.summary("brighter")["bias"]["mean"] == pytest.approx(result.summary("input")["bias"]["mean"] + 10.0, abs=1e-4)
+    one = result.image_table_markdown("slice1")
+    psnr = compute_metrics(pairs[1][1], pairs[1][2], "full")[0].psnr
+    assert one.startswith("| method | abdomen PSNR [dB] | abdomen SSIM | full PSNR [dB] | full SSIM | soft-tissue bias [HU] |")
+    assert f"| input | {compute_metrics(pairs[1][1], pairs[1][2], 'abdomen')[0].psnr:.2f} |" in one and f"{psnr:.2f}" in one
+    md = result.to_markdown(per_image=True)
+    assert "## Mean over the 3 images" in md and all(f"## {n}" in md for n, _, _ in pairs)
+    assert md.index("## Mean over") < md.index("## slice0") and "(-100, 200) HU" in md
+    assert "soft_tissue_bias_hu" in result.to_csv().split("\n")[0]
+
+
+def test_paired_cache_pairs_every_noisy_copy_and_resampled_slice_with_its_original(tmp_path) -> None:
+    from ldct_invrep.baselines.train_redcnn import load_paired_training_slices
+    from ldct_invrep.data.ct_cache import build_ct_training_cache
+    from ldct_invrep.io import write_nifti
+
+    yy, xx = np.mgrid[:48, :48]
+    body = np.where((yy - 24) ** 2 + (xx - 24) ** 2 < 20**2, 40.0, -1000.0)
+    vol = np.stack([body + 40 * k for k in range(6)]).astype(np.float32)  # each slice its own level
+    write_nifti(tmp_path / "vol.nii.gz", vol, np.diag([1.0, 1.0, 1.0, 1.0]))
+
+    def simulate(hu, dose, spacing, seed):
+        return hu + np.random.default_rng(seed).normal(0, 20, hu.shape)
+
+    build_ct_training_cache([tmp_path / "vol.nii.gz"], tmp_path / "c.npz", hold_out=0.0, simulator=simulate,
+                            noisy_copies=3, unpaired_split=False, resample_spacings_mm=[0.8])
+    noisy, clean, names = load_paired_training_slices(tmp_path / "c.npz")
+    assert len(noisy) == 6 * 3 * 2  # slices x copies x (acquired + resampled)
+    assert names[:4] == ["vol.nii.gz:0", "vol.nii.gz:0", "vol.nii.gz:0", "vol.nii.gz:1"]
+    assert names[18] == "vol.nii.gz@0.8mm:0" and noisy[18].shape == (60, 60)
+    for n, c in zip(noisy, clean, strict=True):
+        inside = c > -500
+        assert abs(float((n - c)[inside].mean())) < 5 and 10 < float((n - c)[inside].std()) < 30
+    only, _, _ = load_paired_training_slices(tmp_path / "c.npz", resampled=False, min_size=40)
+    assert len(only) == 18
+    with pytest.raises(InputError, match="at least 64 pixels"):
+        load_paired_training_slices(tmp_path / "c.npz", min_size=64)

@@ -18,6 +18,7 @@ from ldct_invrep.metrics import (
     compare_reports,
     compute_metrics,
     resolve_window,
+    soft_tissue_bias,
     summarize,
 )
 
@@ -195,3 +196,16 @@ def test_format_mean_std_is_the_one_report_format() -> None:
     assert format_mean_std({"mean": 0.91234, "std": None}, 3) == "0.912"
     assert format_mean_std({"mean": float("inf"), "std": float("nan")}, 2) == "inf ± nan"
     assert format_number(1.0, 4) == "1.0000"
+
+
+def test_soft_tissue_bias_counts_only_the_reference_soft_tissue() -> None:
+    _, ref = _phantom()  # air, a 40 HU disc, a 700 HU insert
+    pred = ref.copy()
+    pred[ref == 40.0] += 7.0
+    pred[ref == 700.0] -= 300.0  # bone and air errors do not count
+    pred[ref == -1000.0] += 50.0
+    assert soft_tissue_bias(pred, ref) == pytest.approx(7.0)
+    assert soft_tissue_bias(np.stack([pred, ref]), np.stack([ref, ref])) == pytest.approx(3.5)
+    assert math.isnan(soft_tissue_bias(np.zeros((16, 16)), np.full((16, 16), -1000.0)))
+    with pytest.raises(InputError, match="differs"):
+        soft_tissue_bias(np.zeros((16, 16)), np.zeros((16, 17)))

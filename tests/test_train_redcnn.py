@@ -44,6 +44,16 @@ def test_a_few_iterations_lower_the_loss_and_save_a_checkpoint(tmp_path) -> None
         assert torch.allclose(model(x), result.model(x))
 
 
+def test_a_time_budget_stops_training_and_the_header_says_so(tmp_path) -> None:
+    noisy, clean = _tiny_pairs(16)
+    result = train_redcnn(noisy, clean, iterations=50, batch=4, seed=0, channels=4, max_minutes=0.0,
+                          out=tmp_path / "r.pt")
+    assert len(result.losses) == 1  # stops after the first iteration past the budget
+    header = load_redcnn(tmp_path / "r.pt")[1]
+    assert header["iterations"] == 1 and header["training"]["planned_iterations"] == 50
+    assert header["training"]["max_minutes"] == 0.0
+
+
 def test_training_is_seeded() -> None:
     noisy, clean = _tiny_pairs(16)
     a = train_redcnn(noisy, clean, iterations=3, batch=4, seed=5, channels=4).losses

@@ -15,7 +15,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ldct_invrep.baselines.bm3d import bm3d_denoise, estimate_sigma_hu, hu_sigma_to_window, window_sigma_to_hu
+from ldct_invrep.baselines.bm3d import (
+    blind_sigma_hu,
+    bm3d_blind,
+    bm3d_denoise,
+    estimate_sigma_hu,
+    hu_sigma_to_window,
+    window_sigma_to_hu,
+)
 from ldct_invrep.baselines.identity import input_method
 from ldct_invrep.baselines.redcnn import REDCNN
 from ldct_invrep.errors import InputError
@@ -40,6 +47,8 @@ __all__ = [
     "METHODS",
     "REDCNN",
     "HUMethod",
+    "blind_sigma_hu",
+    "bm3d_blind",
     "bm3d_denoise",
     "estimate_sigma_hu",
     "get_method",

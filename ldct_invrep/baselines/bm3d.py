@@ -13,10 +13,17 @@ and air clipped at -1024 HU has none, so the MAD of the finest wavelet band sees
 Mayo L506 1 mm quarter-dose slice the estimate is 17 HU, while the BM3D sigma that maximises PSNR against
 full dose is around 100-120 HU, and SSIM peaks at 75-90 HU (benchmarks/bm3d_speed.py ``--sweep``).
 Tune sigma on a validation slice and report the value used.
+
+Blind BM3D (:func:`bm3d_blind`) adapts to each slice instead: sigma = ``factor`` x the slice's own noise level
+in flat soft tissue (``ldct_invrep.transforms.lowdose.scan_noise_level``, the statistic the dose-relative
+simulation calibrates on). That statistic reads correlated CT noise low, so ``factor`` (about 2-3) is fitted
+on training pairs (``ldct_invrep.evaluation.tune_bm3d_blind_factor``), never on the test set;
+``DEFAULT_BLIND_FACTOR`` is the one fitted on the default model's simulated training pairs.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -25,7 +32,12 @@ from skimage.restoration import estimate_sigma
 from ldct_invrep.errors import InputError
 from ldct_invrep.metrics import Window, WindowSpec, resolve_window
 
-__all__ = ["bm3d_denoise", "estimate_sigma_hu", "hu_sigma_to_window", "window_sigma_to_hu"]
+__all__ = ["DEFAULT_BLIND_FACTOR", "blind_sigma_hu", "bm3d_blind", "bm3d_denoise", "estimate_sigma_hu", "hu_sigma_to_window", "window_sigma_to_hu"]
+
+#: Blind BM3D's factor fitted (best mean abdomen-window PSNR, 24.17 dB; 4: 24.09, 6: 24.16) on 12 simulated
+#: *training* pairs of the default model's CT cache (open data, dose fractions 0.05-0.5) by
+#: ``benchmarks/dev_pairs.py``; docs/dev_pairs.md has the fit. Never fitted on real test pairs.
+DEFAULT_BLIND_FACTOR = 5.0
 
 _MISSING = (
     "BM3D needs the optional 'bm3d' package (non-commercial licence): pip install 'ldct-invrep[baselines]'"
@@ -98,3 +110,28 @@ def bm3d_denoise(
     else:
         out = np.asarray(bm3d.bm3d(unit, sigma_psd=hu_sigma_to_window(sigma_hu, win), profile=profile))
     return (np.clip(out, 0.0, 1.0) * win.data_range + win.lo).astype(np.float32)
+
+
+def blind_sigma_hu(hu: Any, factor: float) -> float:
+    """The BM3D sigma (HU) of blind BM3D for one 2D HU slice: ``factor`` x its noise level in flat soft tissue
+    (``scan_noise_level``); a slice with too little flat soft tissue falls back to ``factor`` x the wavelet
+    MAD estimate (:func:`estimate_sigma_hu`, lower still for CT), with a warning."""
+    from ldct_invrep.transforms.lowdose import scan_noise_level
+
+    if not (np.isfinite(factor) and factor > 0):
+        raise InputError(f"factor {factor!r}: expected a positive number")
+    a = _check_slice(hu)
+    level = scan_noise_level(a)
+    if level is None:
+        warnings.warn("blind BM3D: too little flat soft tissue to measure the noise; using the wavelet MAD estimate", stacklevel=2)
+        level = estimate_sigma_hu(a)
+    return float(factor) * float(level)
+
+
+def bm3d_blind(hu: Any, factor: float, window: WindowSpec = "full", *, profile: str = "np") -> np.ndarray:
+    """Blind BM3D of a 2D HU slice (or each slice of a volume): :func:`bm3d_denoise` with sigma
+    :func:`blind_sigma_hu` of that slice."""
+    arr = np.asarray(hu)
+    if arr.ndim == 3:
+        return np.stack([bm3d_blind(s, factor, window, profile=profile) for s in arr])
+    return bm3d_denoise(arr, blind_sigma_hu(arr, factor), window, profile=profile)

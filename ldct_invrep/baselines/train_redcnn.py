@@ -53,45 +53,75 @@ AIR_HU = -900.0
 
 # --------------------------------------------------------------------------------------------- data
 def load_paired_training_slices(
-    cache_path: str | Path, max_slices: int | None = None, seed: int = 0
+    cache_path: str | Path, max_slices: int | None = None, seed: int = 0, *, resampled: bool = True, min_size: int = 0
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """(noisy HU, clean HU, names) of the cache's simulated training slices paired with their originals.
 
-    The cache (``ldct_invrep.data.ct_cache``) stores ``train_noisy`` = simulated low dose of some slices and
-    their indices in the manifest; the originals are read again from the manifest's sources (which must
-    still exist at the recorded paths). ``max_slices`` keeps a seeded random subset (e.g. for tuning).
-    Never contains a held-out test slice.
+    The cache (``ldct_invrep.data.ct_cache``) stores, per source, ``noisy_copies`` simulated low-dose copies
+    of each ``train_noisy`` slice. When it was built with ``unpaired_split=False`` its ``train_clean`` set
+    holds the same slices, so each copy is paired with its original from the cache itself, the resampled
+    copies (``resampled``) included. Otherwise the originals are read again from the manifest's sources
+    (which must still exist at the recorded paths) and only slices at their acquired spacing are paired.
+    ``min_size`` keeps slices at least that many pixels on each side; ``max_slices`` a seeded random subset
+    (e.g. for tuning). Names are ``source:slice`` (``source@0.7mm:slice`` for resampled copies). Never
+    contains a held-out test slice.
     """
-    from ldct_invrep.data.ct_cache import load_ct_training_cache, read_ct_volumes
-
     cache_path = Path(cache_path)
-    cache = load_ct_training_cache(cache_path, units="hu")
-    noisy_all, clean_all, names = [], [], []
-    offset = 0
-    for entry in cache.manifest["sources"]:
-        indices = list(entry["slice_indices"]["train_noisy"])
-        noisy = cache.train_noisy[offset : offset + len(indices)]
-        offset += len(indices)
-        source = Path(entry["source"])
-        if not source.exists():
-            raise InputError(f"{source}: source of {cache_path} not found (needed for the normal-dose originals)")
-        volumes = read_ct_volumes(source)
-        matches = [v for v in volumes if v.name == entry["name"]] or volumes[:1]
-        volume = matches[0]
-        if list(volume.hu.shape) != list(entry["shape"]):
-            raise InputError(f"{source}: shape {volume.hu.shape} differs from the cache's {entry['shape']}")
-        for k, n in zip(indices, noisy, strict=True):
-            noisy_all.append(np.asarray(n, dtype=np.float32))
-            clean_all.append(np.clip(volume.hu[k], *HU_RANGE).astype(np.float32))
-            names.append(f"{entry['name']}:{k}")
+    try:
+        manifest = json.loads(cache_path.with_suffix(".json").read_text(encoding="utf-8"))
+        data = np.load(cache_path)
+    except FileNotFoundError as exc:
+        raise InputError(f"{exc.filename}: cache file not found") from exc
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{cache_path}: not a readable cache ({exc})") from exc
+    copies = int(manifest.get("noisy_copies", 1))
+    noisy_all: list[np.ndarray] = []
+    clean_all: list[np.ndarray] = []
+    names: list[str] = []
+    with data:
+        for entry in manifest["sources"]:
+            indices = list(entry["slice_indices"]["train_noisy"])
+            if not indices:
+                continue
+            tag = f"{entry['index']:03d}"
+            paired = indices == list(entry["slice_indices"]["train_clean"])
+            groups = [(f"train_noisy_{tag}", f"train_clean_{tag}", entry["name"])]
+            if paired and resampled:
+                groups += [(f"train_noisy_{tag}_{r['key']}", f"train_clean_{tag}_{r['key']}",
+                            f"{entry['name']}@{r['pixel_spacing_mm']:g}mm") for r in entry.get("resampled", [])]
+            for noisy_key, clean_key, label in groups:
+                noisy = data[noisy_key]
+                if len(noisy) != len(indices) * copies:
+                    raise InputError(f"{cache_path}: {noisy_key} holds {len(noisy)} slices, the manifest {len(indices)} x {copies}")
+                clean = data[clean_key] if paired else _source_slices(cache_path, entry, indices)
+                if min(noisy.shape[1:]) < min_size:
+                    continue
+                for j, n in enumerate(noisy):
+                    noisy_all.append(n.astype(np.float32))
+                    clean_all.append(np.clip(clean[j // copies], *HU_RANGE).astype(np.float32))
+                    names.append(f"{label}:{indices[j // copies]}")
     if not noisy_all:
-        raise InputError(f"{cache_path}: the cache has no training slices")
+        raise InputError(f"{cache_path}: the cache has no training slices" + (f" of at least {min_size} pixels" if min_size else ""))
     if max_slices is not None and max_slices < len(noisy_all):
         keep = sorted(np.random.default_rng(seed).choice(len(noisy_all), size=max_slices, replace=False).tolist())
         noisy_all = [noisy_all[i] for i in keep]
         clean_all = [clean_all[i] for i in keep]
         names = [names[i] for i in keep]
     return noisy_all, clean_all, names
+
+
+def _source_slices(cache_path: Path, entry: dict[str, Any], indices: list[int]) -> np.ndarray:
+    """The normal-dose slices ``indices`` of a cache source, read again from its recorded path."""
+    from ldct_invrep.data.ct_cache import read_ct_volumes
+
+    source = Path(entry["source"])
+    if not source.exists():
+        raise InputError(f"{source}: source of {cache_path} not found (needed for the normal-dose originals)")
+    volumes = read_ct_volumes(source)
+    volume = ([v for v in volumes if v.name == entry["name"]] or volumes[:1])[0]
+    if list(volume.hu.shape) != list(entry["shape"]):
+        raise InputError(f"{source}: shape {volume.hu.shape} differs from the cache's {entry['shape']}")
+    return volume.hu[indices]
 
 
 def extract_paired_patches(
@@ -183,6 +213,7 @@ def train_redcnn(
     device: str | torch.device = "cpu",
     log_every: int = 0,
     progress: Callable[[str], None] | None = None,
+    max_minutes: float | None = None,
 ) -> RedcnnTraining:
     """Train RED-CNN on paired patches (network range, ``(n, [1,] H, W)``) for ``iterations`` Adam steps.
 
@@ -190,6 +221,8 @@ def train_redcnn(
     one epoch of ``iterations`` batches drawn with replacement by a seeded sampler. ``channels`` 96 is the
     paper's width (about 1 TFLOP per 512 x 512 slice); fewer are much cheaper on a CPU. With ``out`` the
     checkpoint is written there (:func:`save_redcnn`); ``training_data`` describes the data in its header.
+    ``max_minutes``: a wall-time budget; training stops after the first iteration past it, and the header's
+    ``iterations`` is the number done (``training.planned_iterations`` the number asked for).
     """
     from ignite.engine import Events
     from monai.engines import SupervisedTrainer
@@ -219,6 +252,9 @@ def train_redcnn(
         @trainer.on(Events.ITERATION_COMPLETED)
         def _record(engine: Any) -> None:
             losses.append(float(engine.state.output["loss"].detach()))
+            if max_minutes is not None and time.perf_counter() - t0 > 60.0 * max_minutes:
+                say(f"RED-CNN: time budget of {max_minutes:g} min reached after {engine.state.iteration} iterations")
+                engine.terminate()
             if log_every and engine.state.iteration % log_every == 0:
                 say(f"RED-CNN iteration {engine.state.iteration}/{iterations}: MSE {losses[-1]:.3e}")
 
@@ -234,11 +270,12 @@ def train_redcnn(
         "arch": {"in_channels": 1, "channels": channels, "kernel": model.kernel, "n_layers": model.n_layers,
                  "output_relu": model.output_relu},
         "hu_range": list(HU_RANGE),
-        "iterations": iterations,
+        "iterations": len(losses),
         "training_data": training_data or f"{len(dataset)} paired patches of {dataset.noisy.shape[-1]}x{dataset.noisy.shape[-2]}",
         "training": {
             "loss": "MSE (network range [-1, 1])", "optimizer": "Adam", "lr": lr, "betas": [0.9, 0.999], "batch": batch,
-            "seed": seed, "n_patches": len(dataset), "patch_size": list(dataset.noisy.shape[-2:]),
+            "seed": seed, "n_patches": len(dataset), "planned_iterations": iterations,
+            "max_minutes": max_minutes, "patch_size": list(dataset.noisy.shape[-2:]),
             "seconds": round(seconds, 1), "threads": torch.get_num_threads(), "device": str(device),
             "final_loss_mean_last_10": float(np.mean(losses[-10:])),
         },
@@ -322,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="draw patches from every slice equally often (default: in proportion to slice area, like LIR's CT bundle)",
     )
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--max-minutes", type=float, default=None, help="wall-time budget: stop after the first iteration past it")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -330,16 +368,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     pn, pc = extract_paired_patches(
         noisy, clean, args.patch_size, args.patches, seed=args.seed, area_weighted=not args.uniform_slices
     )
+    manifest = json.loads(args.cache.with_suffix(".json").read_text(encoding="utf-8"))
     description = (
-        f"{len(noisy)} simulated low-dose training slices of {args.cache.name} paired with their normal-dose originals; "
+        f"{len(noisy)} simulated low-dose training slices of {args.cache.name} (sha256 {str(manifest.get('cache_sha256'))[:12]}, "
+        f"dose fractions {manifest.get('dose_fraction')}) paired with their normal-dose originals; "
         f"{args.patches} patches {args.patch_size}x{args.patch_size}"
         f"{', slices drawn uniformly' if args.uniform_slices else ', slices drawn in proportion to their area'}"
     )
     result = train_redcnn(
         pn, pc, args.iterations, args.batch, args.lr, args.seed, channels=args.channels, out=args.out,
         training_data=description, log_every=max(1, args.iterations // 20), progress=lambda m: print(m, flush=True),
+        max_minutes=args.max_minutes,
     )
-    print(f"wrote {result.checkpoint} after {args.iterations} iterations in {result.seconds:.0f} s; "
+    print(f"wrote {result.checkpoint} after {len(result.losses)} iterations in {result.seconds:.0f} s; "
           f"MSE first 10 {np.mean(result.losses[:10]):.3e}, last 10 {np.mean(result.losses[-10:]):.3e}")
     return 0
 

@@ -15,6 +15,7 @@ import click
 from ldct_invrep import __version__
 from ldct_invrep.cli.console import ExitStatusGroup, first_line, say
 from ldct_invrep.cli.evaluation import (
+    CT_METHOD_NAMES,
     DEFAULT_METRIC_WINDOWS,
     WindowParam,
     align_to_reference,
@@ -431,7 +432,7 @@ def simulate_dose(
 
 
 @cli.command(short_help="PSNR, SSIM, RMSE of predictions against a reference, per slice.")
-@click.argument("paths", metavar="PRED... REF", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", metavar="PRED... REF", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--window", "-w", "windows", type=WindowParam(), multiple=True,
     help="HU window: a name (abdomen, full, lung, bone, brain, ...) or LO,HI; repeat for several. "
@@ -445,10 +446,26 @@ def simulate_dose(
 )
 @click.option("--summary", is_flag=True, help="Only mean ± std: one row per prediction.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Slices read at a time.")
+@click.option(
+    "--pairs", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="DATALIST",
+    help="Instead of PRED... REF: run --method on each noisy/clean pair of this datalist's 'test' section "
+    "(e.g. written by `prepare ldct-dev`); one table per pair and the mean.",
+)
+@click.option(
+    "--method", "-m", "methods", multiple=True, type=click.Choice(CT_METHOD_NAMES),
+    help="With --pairs: a method to run; repeat for several. [default: input and lir]",
+)
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --pairs: the LIR checkpoint (self-ensemble as its header says). [default: the shipped weights]")
+@click.option("--bm3d-sigma", type=click.FloatRange(min=0), default=None, help="With --pairs: BM3D's sigma in HU (tune it on training pairs).")
+@click.option("--bm3d-blind-factor", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --pairs: blind BM3D's sigma = FACTOR x each slice's noise level. [default: the factor fitted on the default model's simulated training pairs]")
+@click.option("--redcnn-weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="With --pairs: a RED-CNN checkpoint.")
 @_threads_option
 def evaluate(
     paths: tuple[Path, ...], windows: tuple[Window, ...], labels: tuple[str, ...], json_out: str | None,
-    summary: bool, batch_size: int, threads: int | None,
+    summary: bool, batch_size: int, pairs: Path | None, methods: tuple[str, ...], weights: Path | None,
+    bm3d_sigma: float | None, bm3d_blind_factor: float | None, redcnn_weights: Path | None, threads: int | None,
 ) -> None:
     """PSNR, SSIM and RMSE (HU) of one or more predictions against a reference, per slice and mean ± std.
 
@@ -466,6 +483,15 @@ def evaluate(
       ldct-invrep evaluate scans/quarter_dose/ out/denoised/ scans/full_dose/ --label quarter --label LIR
       ldct-invrep evaluate pred.nii.gz ref.nii.gz --window lung --window=-1000,200 --json metrics.json
       ldct-invrep evaluate pred.nii.gz ref.nii.gz --summary --json -
+
+    With --pairs DATALIST the methods (input, bm3d, bm3d_blind, lir, redcnn) run on every noisy/clean
+    pair of the datalist (DICOM, NIfTI, .npy, TIFF or MATLAB .mat entries) and each pair gets a table:
+    PSNR and SSIM per window, the soft-tissue bias (mean of output minus reference where the reference
+    is in (-100, 200) HU) and the seconds per slice; then the mean over pairs.
+
+    \b
+      ldct-invrep prepare ldct-dev ../shared/data --out datalists/
+      ldct-invrep evaluate --pairs datalists/ldct_dev.json -m input -m bm3d_blind -m lir --threads 2
     """
     if json_out not in (None, "-"):  # also catches `--json PRED REF`, where PRED was taken as the JSON path
         if not str(json_out).lower().endswith(".json"):
@@ -475,6 +501,17 @@ def evaluate(
         from ldct_invrep.io import check_replaceable
 
         check_replaceable(Path(json_out))  # before the work: only a metrics file of ours is replaced
+    if pairs is not None:
+        if paths or labels:
+            raise click.UsageError("--pairs takes no PRED/REF and no --label")
+        from ldct_invrep.cli.evaluation import evaluate_pairs
+
+        evaluate_pairs(pairs, methods or ("input", "lir"), windows, json_out, summary, weights=weights,
+                       bm3d_sigma=bm3d_sigma, bm3d_blind_factor=bm3d_blind_factor, redcnn_weights=redcnn_weights,
+                       threads=threads)
+        return
+    if methods or weights or bm3d_sigma is not None or bm3d_blind_factor is not None or redcnn_weights or threads:
+        raise click.UsageError("--method, --weights, --bm3d-sigma, --bm3d-blind-factor, --redcnn-weights and --threads need --pairs")
     if len(paths) < 2:
         raise click.UsageError("give at least one PRED and the REF")
     if len(labels) > len(paths) - 1:
@@ -563,7 +600,7 @@ def info(weights: Path | None, as_json: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------------- prepare
-_DATASETS = ("mayo2016", "tcia_ldct", "bsd68", "set12", "kodak24", "train400", "cbsd68", "cbsd432")
+_DATASETS = ("mayo2016", "tcia_ldct", "ldct-dev", "bsd68", "set12", "kodak24", "train400", "cbsd68", "cbsd432")
 
 
 @cli.command(short_help="Check a local dataset copy and write its datalist.")
@@ -591,8 +628,9 @@ def prepare(
 ) -> None:
     """Check a local copy of a dataset against its manifest and write its datalist (JSON).
 
-    DATASET is mayo2016 (2016 AAPM-Mayo challenge), tcia_ldct (TCIA LDCT-and-Projection-data) or a
-    natural-image set (bsd68, set12, kodak24, train400; colour: cbsd68, cbsd432). ROOT is the folder of
+    DATASET is mayo2016 (2016 AAPM-Mayo challenge), tcia_ldct (TCIA LDCT-and-Projection-data), ldct-dev
+    (the 5 real quarter/full-dose development pairs: mayo2016_mapnn_ima/ and ldct_pairs_dev/ under ROOT,
+    a "test" section for `evaluate --pairs`) or a natural-image set (bsd68, set12, kodak24, train400; colour: cbsd68, cbsd432). ROOT is the folder of
     your copy. The report names missing patients and series, stray and unreadable files, and ends OK or
     NOT OK. A NOT OK copy gets no datalist (exit status 2) unless --accept-incomplete; an image set must
     match its manifest.
@@ -606,6 +644,7 @@ def prepare(
       ldct-invrep prepare mayo2016 /data/mayo2016_1mm --out datalists/ --thickness 1mm
       ldct-invrep prepare tcia_ldct /data/LDCT-and-Projection-data --out tcia.json --split ldctbench
       ldct-invrep prepare bsd68 /data/natural/bsd68 --out datalists/           -> datalists/bsd68.json
+      ldct-invrep prepare ldct-dev ../shared/data --out datalists/
     """
     from ldct_invrep.data import IncompleteDatasetError, format_report
     from ldct_invrep.data import prepare as prepare_dataset

@@ -1,10 +1,14 @@
-"""``evaluate``'s machinery: HU window option, streaming per-slice metrics, tables and the JSON record."""
+"""``evaluate``'s machinery: HU window option, streaming per-slice metrics, tables and the JSON record;
+``evaluate --pairs``: methods on the pairs of a datalist (``ldct_invrep.evaluation``)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,7 +20,7 @@ from ldct_invrep.errors import InputError
 if TYPE_CHECKING:
     from ldct_invrep.metrics import MetricReport, Window
 
-__all__ = ["DEFAULT_METRIC_WINDOWS", "WindowParam", "align_to_reference", "evaluate_volumes", "format_metric_table", "format_results", "metrics_document", "unique_labels"]
+__all__ = ["CT_METHOD_NAMES", "DEFAULT_METRIC_WINDOWS", "WindowParam", "align_to_reference", "evaluate_pairs", "evaluate_volumes", "format_metric_table", "format_results", "metrics_document", "unique_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +29,8 @@ DEFAULT_METRIC_WINDOWS = ("abdomen", "full")
 GEOMETRY_STEP_RTOL = 1e-3
 #: ... and the first voxels' centres within this fraction of the smallest voxel size.
 GEOMETRY_ORIGIN_TOL_VOXELS = 0.1
+#: ``ldct_invrep.evaluation.CT_METHODS`` (kept literal so ``--help`` does not import the evaluation module).
+CT_METHOD_NAMES = ("input", "bm3d", "bm3d_blind", "lir", "redcnn")
 
 
 class WindowParam(click.ParamType):
@@ -221,3 +227,54 @@ def metrics_document(results: dict, preds: Sequence[Volume], ref: Volume, labels
         "windows": [{"name": w.name, "lo": w.lo, "hi": w.hi, "data_range": w.data_range} for w in results],
         "reports": [r.to_dict() for reports in results.values() for r in reports],
     }
+
+
+def evaluate_pairs(
+    datalist: Path,
+    methods: Sequence[str],
+    windows: Sequence[Window],
+    json_out: str | None,
+    summary: bool,
+    *,
+    weights: Path | None = None,
+    bm3d_sigma: float | None = None,
+    bm3d_blind_factor: float | None = None,
+    redcnn_weights: Path | None = None,
+    threads: int | None = None,
+) -> None:
+    """``evaluate --pairs``: every method on every pair of ``datalist``'s "test" section; prints one Markdown
+    table per pair and the mean (``summary``: the mean only), or (``json_out == "-"``) the rows as JSON."""
+    import torch
+
+    from ldct_invrep.evaluation import build_methods, evaluate_methods, load_pairs_from_datalist
+    from ldct_invrep.metrics import resolve_window
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    wins = list(dict.fromkeys(windows)) or [resolve_window(w) for w in DEFAULT_METRIC_WINDOWS]
+    built = build_methods(list(dict.fromkeys(methods)), lir_weights=weights, bm3d_sigma_hu=bm3d_sigma,
+                          redcnn_weights=redcnn_weights, bm3d_blind_factor=bm3d_blind_factor)
+    progress = (lambda m: None) if json_out == "-" else (lambda m: logger.info("%s", m))
+    result = evaluate_methods(load_pairs_from_datalist(datalist), built, wins, figure=False,
+                              title=f"{datalist.name}: {len(built)} method(s)", progress=progress)
+    document = {
+        "ldct_invrep_version": __version__,
+        "datalist": str(datalist),
+        "methods": result.methods,
+        "windows": [{"name": w.name, "lo": w.lo, "hi": w.hi, "data_range": w.data_range} for w in result.windows],
+        "rows": [{k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in asdict(r).items()}
+                 for r in result.rows],
+    }
+    if json_out == "-":
+        click.echo(json.dumps(document, indent=2, allow_nan=False))
+        return
+    if summary:
+        click.echo(result.metric_note() + "\n\n" + result.image_table_markdown())
+    else:
+        click.echo(result.to_markdown(level=2, per_image=True))
+    if json_out is not None:
+        from ldct_invrep.io import atomic_output_file
+
+        with atomic_output_file(json_out, overwrite=True, own_only=True) as tmp:  # replaces only a document of ours
+            tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+        click.echo(f"wrote {json_out}", err=True)

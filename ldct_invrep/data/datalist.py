@@ -5,6 +5,11 @@ Reading goes through ``monai.data.load_decathlon_datalist``. Two additions, beca
 folder when that path exists, so a missing file would silently stay relative; here ``noisy``, ``clean`` and
 ``image`` are always resolved, and ``check_exists`` reports missing files by name. The base folder defaults to
 the datalist's own ``"data_root"`` entry (written by the scanners), then to the datalist's folder.
+
+:func:`read_entry_image` reads the array an entry's path points at, in the formats the paired sets of
+``ldct-invrep prepare`` use: DICOM, NIfTI and ``.npy``, plus TIFF and MATLAB ``.mat`` files (stored by some
+published LDCT pairs, in HU or in linear attenuation). MONAI's ``LoadImage`` reads neither ``.mat`` nor
+float TIFFs in HU without extra readers, hence this small dispatcher.
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from monai.data import load_decathlon_datalist
+
 from ldct_invrep.errors import InputError
 
 PATH_KEYS = ("image", "label", "noisy", "clean")
+#: ``entry["units"]`` values :func:`read_entry_image` understands: HU as stored, or linear attenuation (1/mm).
+UNITS = ("HU", "mu_per_mm")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -102,3 +112,65 @@ def write_datalist(
         json.dump(doc, f, indent=1)
         f.write("\n")
     return path
+
+
+def mu_to_hu(mu: Any, mu_water_per_mm: float) -> np.ndarray:
+    """Linear attenuation (1/mm) -> HU: ``(mu - mu_water) / mu_water * 1000`` (float32)."""
+    return ((np.asarray(mu, dtype=np.float64) - mu_water_per_mm) / mu_water_per_mm * 1000.0).astype(np.float32)
+
+
+def _read_path(path: Path, variable: str | None) -> np.ndarray:
+    """The stored values of one file (or DICOM series folder) as float32; HU for DICOM and NIfTI."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".npy"):
+            return np.load(path, allow_pickle=False).astype(np.float32)
+        if name.endswith((".tif", ".tiff")):
+            from PIL import Image, ImageSequence
+
+            with Image.open(path) as img:
+                frames = [np.asarray(f, dtype=np.float32) for f in ImageSequence.Iterator(img)]
+            return frames[0] if len(frames) == 1 else np.stack(frames)
+        if name.endswith(".mat"):
+            from scipy.io import loadmat
+
+            if not variable:
+                raise InputError(f"{path}: a .mat entry needs the name of its array ('<key>_variable')")
+            arrays = loadmat(path, variable_names=[variable])
+            if variable not in arrays:
+                raise InputError(f"{path}: no array named {variable!r}")
+            return np.asarray(arrays[variable], dtype=np.float32)
+    except InputError:
+        raise
+    except (OSError, ValueError, NotImplementedError) as exc:
+        raise InputError(f"{path}: not a readable {path.suffix} file ({type(exc).__name__}: {exc})") from exc
+    if name.endswith((".nii", ".nii.gz")):
+        from ldct_invrep.io import read_nifti
+
+        return read_nifti(path).hu.astype(np.float32)
+    from ldct_invrep.io import read_series
+
+    return read_series(path).hu.astype(np.float32)
+
+
+def read_entry_image(entry: Mapping[str, Any], key: str) -> np.ndarray:
+    """The float32 array (2D slice or (z, y, x) volume) behind ``entry[key]``, in HU for CT entries.
+
+    The path (made absolute by :func:`load_datalist`) is a ``.npy`` array, a NIfTI file, a TIFF (Pillow;
+    several pages are stacked), a MATLAB ``.mat`` file (the array named by ``entry[key + "_variable"]``), or
+    else a DICOM file or series folder. ``entry["units"]`` (default ``"HU"``) names what the file stores;
+    ``"mu_per_mm"`` (linear attenuation) is converted with ``entry["mu_water_per_mm"]`` (:func:`mu_to_hu`).
+    """
+    if not isinstance(entry.get(key), str):
+        raise InputError(f"datalist entry {dict(entry)}: no path under '{key}'")
+    path = Path(entry[key])
+    units = entry.get("units", "HU")
+    if units not in UNITS:
+        raise InputError(f"{path}: units {units!r} unknown (use {' or '.join(UNITS)})")
+    values = _read_path(path, entry.get(f"{key}_variable"))
+    if units == "mu_per_mm":
+        mu_water = entry.get("mu_water_per_mm")
+        if not isinstance(mu_water, (int, float)) or not mu_water > 0:
+            raise InputError(f"{path}: units mu_per_mm need a positive 'mu_water_per_mm' in the entry")
+        values = mu_to_hu(values, float(mu_water))
+    return values

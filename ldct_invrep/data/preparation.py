@@ -18,6 +18,7 @@ import numpy as np
 
 from ldct_invrep import __version__
 from ldct_invrep.data.datalist import write_datalist
+from ldct_invrep.data.dev_pairs import DevPairsReport, write_dev_datalist
 from ldct_invrep.data.image_sets import ImageSetReport, verify_image_set
 from ldct_invrep.data.manifests import load_manifest
 from ldct_invrep.data.scanners import ScanReport, SeriesScan, SliceFile, format_report, scan_mayo2016, scan_tcia_ldct
@@ -26,6 +27,7 @@ from ldct_invrep.errors import InputError
 Pair = tuple[str, SliceFile, SliceFile]  # (patient, low/quarter-dose slice, full-dose slice)
 IMAGE_SETS = ("bsd68", "set12", "kodak24", "train400", "cbsd68", "cbsd432")
 TRAINING_SETS = ("train400", "cbsd432")
+DEV_SET = "ldct-dev"
 
 
 def pair_slices(low: SeriesScan, full: SeriesScan) -> tuple[list[Pair], int]:
@@ -279,10 +281,11 @@ def prepare(
     read_headers: bool = True,
     require_ok: bool = False,
     **kwargs: Any,
-) -> tuple[ScanReport | ImageSetReport, Path]:
+) -> tuple[ScanReport | ImageSetReport | DevPairsReport, Path]:
     """Scan/verify ``root`` for ``dataset_name`` and write its datalist; returns ``(report, datalist_path)``.
 
-    ``dataset_name``: "mayo2016", "tcia_ldct", or an image set (``IMAGE_SETS``: "bsd68", "set12", "kodak24",
+    ``dataset_name``: "mayo2016", "tcia_ldct", "ldct-dev" (the real quarter/full-dose development pairs,
+    ``ldct_invrep.data.dev_pairs``: a ``test`` section only), or an image set (``IMAGE_SETS``: "bsd68", "set12", "kodak24",
     "train400", "cbsd68", "cbsd432").
     ``out`` is the datalist file, or a folder (then ``<out>/<dataset>_<split>.json`` for the CT sets,
     ``<out>/<dataset>.json`` for image sets). Missing parts of a CT copy do not stop the datalist
@@ -315,6 +318,8 @@ def prepare(
         if require_ok and not report.ok:
             raise IncompleteDatasetError(report)
         return report, write_tcia_datalist(report, _out_file(out, f"tcia_ldct_{split}"), split=split, **kwargs)
+    if dataset_name == DEV_SET:
+        return write_dev_datalist(root, _out_file(out, "ldct_dev"))
     if dataset_name in IMAGE_SETS:
         manifest = load_manifest(dataset_name)
         report = verify_image_set(root, manifest)
@@ -323,7 +328,7 @@ def prepare(
                 f"{root}: {dataset_name} does not match its manifest: " + format_report(report).replace("\n", ";")
             )
         return report, write_image_set_datalist(report, manifest, _out_file(out, dataset_name))
-    raise InputError(f"{dataset_name}: unknown dataset (use mayo2016, tcia_ldct, {', '.join(IMAGE_SETS)})")
+    raise InputError(f"{dataset_name}: unknown dataset (use mayo2016, tcia_ldct, {DEV_SET}, {', '.join(IMAGE_SETS)})")
 
 
 def _out_file(out: Path, stem: str) -> Path:

@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydicom
 from pydicom.errors import InvalidDicomError
@@ -22,6 +22,9 @@ from pydicom.errors import InvalidDicomError
 from ldct_invrep.data.image_sets import ImageSetReport, format_image_set_report, name_list
 from ldct_invrep.data.manifests import load_manifest
 from ldct_invrep.errors import InputError
+
+if TYPE_CHECKING:
+    from ldct_invrep.data.dev_pairs import DevPairsReport
 
 DICOM_SUFFIXES = {".ima", ".dcm", ""}
 _HEADER_TAGS = ["Modality", "InstanceNumber", "ImagePositionPatient", "SliceThickness", "SeriesDescription"]
@@ -352,10 +355,14 @@ def scan_tcia_ldct(
 
 
 # --------------------------------------------------------------------------------------------- reporting
-def format_report(report: ScanReport | ImageSetReport, limit: int = 12) -> str:
+def format_report(report: ScanReport | ImageSetReport | DevPairsReport, limit: int = 12) -> str:
     """A readable summary that names what is missing, stray, unreadable or inconsistent."""
+    from ldct_invrep.data.dev_pairs import DevPairsReport
+
     if isinstance(report, ImageSetReport):
         return format_image_set_report(report, limit)
+    if isinstance(report, DevPairsReport):
+        return report.format()
     lines = [f"{report.dataset} at {report.root}"]
     present = report.patients_present
     lines.append(f"  patients found ({len(present)}): {name_list(present, 50) or 'none'}")
