@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +21,7 @@ import pydicom
 import pytest
 import torch
 from _helpers import one_thread_fixture
+from conftest import REPO_ROOT
 from pydicom.uid import ExplicitVRLittleEndian
 from test_cli import copy_slices, error_lines, invoke, make_tiny_weights
 
@@ -29,6 +35,7 @@ from ldct_invrep.engine.training_state import (
 )
 from ldct_invrep.errors import InputError
 
+BUNDLE = REPO_ROOT / "bundles" / "ldct_simulated"
 # quick runs: 6 slices read, 2-patch batches, a state every 2 iterations, no drift guard unless a test wants one
 FAST = ["--max-slices", 6, "--batch-size", 2, "--checkpoint-every", 2, "--threads", 1, "-q"]
 LOOSE = ["--max-drift-hu", 1000]
@@ -98,6 +105,12 @@ def adapt(*args, code: int = 0):
 
 
 # --------------------------------------------------------------------------------------------- end to end
+def test_help_lists_adapt_with_examples() -> None:
+    assert "adapt " in invoke("--help").stdout
+    text = invoke("adapt", "--help").stdout
+    assert re.search(r"Examples:\n\s+ldct-invrep adapt ", text) and "[default: 10, unless --iterations]" in text
+
+
 def test_adapt_end_to_end_then_denoise(my_scanner: Path, tiny_state: Path, tmp_path: Path) -> None:
     out = tmp_path / "my_model.pt"
     before = {p.name: p.read_bytes() for p in my_scanner.iterdir()}
@@ -373,3 +386,41 @@ def test_quality_figures_see_noise_blur_and_drift() -> None:
     assert smooth.edge_hu_per_mm < base.edge_hu_per_mm
     assert shifted.soft_tissue_hu - base.soft_tissue_hu == pytest.approx(10.0, abs=1e-3)
     assert 25.0 < base.soft_tissue_hu < 55.0
+
+
+# --------------------------------------------------------------------------------------------- bundle
+def _bundle_args(tiny_state: Path, low: Path, root: Path) -> dict:
+    return {
+        "low_dose": [str(low)], "from_state": str(tiny_state), "iterations": 4, "checkpoint_every": 2,
+        "batch_size": 2, "max_slices": 6, "max_drift_hu": 1000.0, "threads": 1, "bundle_root": str(root),
+    }  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore:parsing config_file:UserWarning")
+def test_bundle_adapt_config(tiny_state: Path, my_scanner: Path, tmp_path: Path) -> None:
+    from monai.bundle import run
+
+    configs = [str(BUNDLE / "configs" / "train.json"), str(BUNDLE / "configs" / "adapt.json")]
+    run(run_id="run", config_file=configs, logging_file=False, **_bundle_args(tiny_state, my_scanner, tmp_path))
+    header = read_header(tmp_path / "models" / "adapted.pt")
+    assert header["adapted"]["iterations"] == 4
+    assert header["adapted"]["low_dose_series"][0]["series_uid"] == "1.2.826.0.1.3680043.10.999.1"
+    assert not (tmp_path / "cache").exists()  # train.json's simulated-dose cache is not built
+
+
+@pytest.mark.slow
+def test_bundle_adapt_under_torchrun(tiny_state: Path, my_scanner: Path, tmp_path: Path) -> None:
+    configs = [str(BUNDLE / "configs" / n) for n in ("train.json", "adapt.json", "multi_gpu_train.json")]
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    cmd = ([torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]) + [
+        "--standalone", "--nnodes=1", "--nproc_per_node=2", "-m", "monai.bundle", "run", "--config_file", json.dumps(configs),
+    ]  # fmt: skip
+    for key, value in _bundle_args(tiny_state, my_scanner, tmp_path).items():
+        cmd += [f"--{key}", json.dumps(value) if isinstance(value, list) else str(value)]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600, env=env, cwd=REPO_ROOT)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
+    assert read_header(tmp_path / "models" / "adapted.pt")["adapted"]["iterations"] == 4
+    assert proc.stdout.count("no-reference check on") == 1  # only rank 0 checks and writes
+    state = torch.load(tmp_path / "models" / "adapted_state.pt", weights_only=True)
+    assert state["trainer"]["iteration"] == 4
