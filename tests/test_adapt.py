@@ -424,3 +424,34 @@ def test_bundle_adapt_under_torchrun(tiny_state: Path, my_scanner: Path, tmp_pat
     assert proc.stdout.count("no-reference check on") == 1  # only rank 0 checks and writes
     state = torch.load(tmp_path / "models" / "adapted_state.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 4
+
+
+# --------------------------------------------------------------------------------------------- benchmark
+@pytest.mark.shared_data
+def test_adapt_eval_benchmark_smoke(tiny_state: Path, tmp_path: Path) -> None:
+    """benchmarks/adapt_eval.py at a tiny budget: adapts on the real quarter-dose slices only, scores all three."""
+    import hashlib
+    import importlib.util
+
+    from conftest import shared_path
+
+    from ldct_invrep.data.dev_pairs import read_dev_pairs
+
+    root = shared_path("ldct_pairs_dev", "eunh_low_dose_CT").parents[1]
+    spec = importlib.util.spec_from_file_location("adapt_eval", REPO_ROOT / "benchmarks" / "adapt_eval.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main([
+        "--dataset-dir", str(root), "--from", str(tiny_state), "--iterations", "2", "--batch-size", "2",
+        "--checkpoint-every", "2", "--threads", "1", "--quiet", "--work", str(tmp_path),
+    ])  # fmt: skip
+    assert list(result["rows"]) == ["quarter dose (input)", "before (unadapted)", "adapted 2 it"]
+    assert result["rows"]["adapted 2 it"]["iterations"] == 2
+    assert all(len(row["scores"]["abdomen"]) == 3 for row in result["rows"].values())
+    assert len(result["held_out"]) == 1
+    # the adaptation saw the quarter-dose slices, never the full-dose ones
+    pairs = [p for p in read_dev_pairs(root) if p.name.startswith("eunh_")]
+    digest = lambda a: hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest()[:16]  # noqa: E731
+    assert result["adapted_on"][0]["sha256"] == digest(np.stack([p.quarter for p in pairs]))
+    assert result["adapted_on"][0]["sha256"] != digest(np.stack([p.full for p in pairs]))
+    assert json.loads((tmp_path / "results.json").read_text())["from"] == "tiny_state.pt"
