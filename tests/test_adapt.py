@@ -205,6 +205,31 @@ def test_resume_refuses_other_inputs_and_a_missing_state(my_scanner: Path, tiny_
     ]
 
 
+def test_interrupted_run_says_how_to_resume(my_scanner: Path, tiny_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ldct_invrep.engine.trainer as trainer_module
+
+    step, calls = trainer_module.lir_training_step, []
+
+    def interrupted_at_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "lir_training_step", interrupted_at_third)
+    out = tmp_path / "m.pt"
+    result = adapt(my_scanner, "--out", out, "--from", tiny_state, "--iterations", 4, *FAST, *LOOSE, code=130)
+    assert error_lines(result) == [
+        f"error: interrupted; {state_path_for(out)} holds the state written last (every 2 iterations): the same "
+        "command with --resume goes on"
+    ]
+    assert not out.exists()
+    assert torch.load(state_path_for(out), weights_only=True)["trainer"]["iteration"] == 2
+    monkeypatch.setattr(trainer_module, "lir_training_step", step)
+    adapt(my_scanner, "--out", out, "--from", tiny_state, "--iterations", 4, "--resume", *FAST, *LOOSE)
+    assert read_header(out)["adapted"]["iterations"] == 4
+
+
 # --------------------------------------------------------------------------------------------- guard rail
 def test_drift_guard_refuses_then_resume_rechecks_without_training(my_scanner: Path, tiny_state: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.pt"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ldct_invrep.cli.console import say
+from ldct_invrep.cli.console import EXIT_INTERRUPTED, CLIError, say
 from ldct_invrep.errors import InputError
 
 __all__ = ["adapt"]
@@ -133,7 +133,15 @@ def adapt(
         resume=resume, overwrite=overwrite, quiet=quiet, settings=settings,
     )  # fmt: skip
     t0 = time.perf_counter()
-    run.run()
+    try:
+        run.run()
+    except KeyboardInterrupt as exc:
+        written = f"{run.state_path} holds the state written last (every {settings['checkpoint_every']} iterations)"
+        raise CLIError(
+            f"interrupted; {written}: the same command with --resume goes on" if run.state_path.is_file()
+            else "interrupted before the first training state was written; nothing was left behind",
+            EXIT_INTERRUPTED,
+        ) from exc
     say(f"trained to iteration {run.iterations} ({time.perf_counter() - t0:.0f} s in this run)", quiet)
     run.finish(report=click.echo)
     click.echo(

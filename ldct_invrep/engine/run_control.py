@@ -98,7 +98,7 @@ class BudgetProgressBar:
         engine.add_event_handler(Events.STARTED, self._open)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._update)
         engine.add_event_handler(Events.COMPLETED, self._close)
-        engine.add_event_handler(Events.EXCEPTION_RAISED, self._close)
+        engine.add_event_handler(Events.EXCEPTION_RAISED, self._failed)
 
     def _position(self, engine: Engine) -> float:
         if self.budget.iterations is not None:
@@ -124,10 +124,15 @@ class BudgetProgressBar:
         self.bar.set_postfix_str(f"iteration {engine.state.iteration} {losses}", refresh=False)
         self.bar.update(int(self._position(engine)) - self.bar.n)
 
-    def _close(self, engine: Engine, *args: Any) -> None:
+    def _close(self, engine: Engine) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def _failed(self, engine: Engine, error: BaseException) -> None:
+        """Close the bar and re-raise: ignite swallows an exception that an EXCEPTION_RAISED handler handles."""
+        self._close(engine)
+        raise error
 
 
 class TrainingStateWriter:
