@@ -342,7 +342,7 @@ def test_training_state_round_trip_and_wrap(tiny_state: Path, tmp_path: Path) ->
     assert diff == 0.0
     state = read_training_state(out)
     assert state.header["loss_weights"]["cross_cycle"] == 1.0 and state.header["loss_weights"]["semantic"] == 0.0
-    assert state.header["state_iteration"] == 4 and state.header["preset"] == "lite"
+    assert state.entries["trainer"]["iteration"] == 4 and state.header["preset"] == "lite"
     network, discriminators, objective = state.build()
     assert objective.weights.cross_cycle == 1.0 and objective.semantic is None
     # averaged: the state's network is the mean of the checkpoints from iteration 2 on

@@ -234,7 +234,6 @@ def wrap_checkpoint(
         network = average_checkpoints(LIRNet(LIRConfig(**header["config"])), files)
         entries["network"] = network.state_dict()
     header = {**header, "loss_weights": dataclasses.asdict(loss_weights_from_header(header))}
-    header["state_iteration"] = int(entries.get("trainer", {}).get("iteration", 0))
     save_training_state(out, entries, header)
     mine, theirs = restorer_state_dict(entries["network"]), restorer.state_dict()
     floats = [k for k in theirs if theirs[k].is_floating_point()]
@@ -250,7 +249,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--header-from", required=True, help="the exported weights of the same run (save_restorer file)")
     p.add_argument("--average-from", type=int, default=None, help="average the checkpoints from this iteration on")
     args = p.parse_args(argv)
-    out, diff = wrap_checkpoint(args.checkpoint, args.out, args.header_from, args.average_from)
+    try:
+        out, diff = wrap_checkpoint(args.checkpoint, args.out, args.header_from, args.average_from)
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from err
     print(f"wrote {out}; its Restorer differs from {args.header_from} by at most {diff:.3g}")
 
 
