@@ -298,18 +298,19 @@ def build_trainer(
     )  # fmt: skip
 
 
-def resumed_settings(out: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``RUN_SETTINGS`` recorded in the state of an earlier adaptation to ``out``."""
+def resumed_settings(out: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``RUN_SETTINGS`` and the budget (``{"iterations": n}`` or ``{"minutes": m}``) recorded in the state
+    of an earlier adaptation to ``out``."""
     from ldct_invrep.engine.training_state import read_training_state, state_path_for
 
     path = state_path_for(out)
     if not path.is_file():
         raise InputError(f"{path}: no adaptation state to resume (run without --resume first)")
     job = read_training_state(path).header.get("adapt", {})
-    missing = [k for k in RUN_SETTINGS if k not in job]
+    missing = [k for k in (*RUN_SETTINGS, "budget") if k not in job]
     if missing:
         raise InputError(f"{path}: not the state of an adaptation (no {', '.join(missing)})")
-    return {k: job[k] for k in RUN_SETTINGS}
+    return {k: job[k] for k in RUN_SETTINGS}, dict(job["budget"])
 
 
 def _sha256_file(path: Path) -> str:

@@ -108,7 +108,7 @@ def adapt(*args, code: int = 0):
 def test_help_lists_adapt_with_examples() -> None:
     assert "adapt " in invoke("--help").stdout
     text = invoke("adapt", "--help").stdout
-    assert re.search(r"Examples:\n\s+ldct-invrep adapt ", text) and "[default: 10, unless --iterations]" in text
+    assert re.search(r"Examples:\n\s+ldct-invrep adapt ", text) and "[default: 10, unless --iterations;" in text
 
 
 def test_adapt_end_to_end_then_denoise(my_scanner: Path, tiny_state: Path, tmp_path: Path) -> None:
@@ -240,8 +240,8 @@ def test_drift_guard_refuses_then_resume_rechecks_without_training(my_scanner: P
     assert "drift from input" in result.stdout  # the table that explains it came first
     assert not out.exists() and state_path_for(out).is_file()
     state_before = state_path_for(out).read_bytes()
-    # a resumed run whose budget is used up only re-checks, here with a wider tolerance
-    adapt(my_scanner, "--out", out, "--from", tiny_state, "--iterations", 2, "--resume", *FAST, *LOOSE)
+    # a resumed run whose budget (by default the earlier one) is used up only re-checks, here with a wider tolerance
+    adapt(my_scanner, "--out", out, "--from", tiny_state, "--resume", *FAST, *LOOSE)
     assert read_header(out)["adapted"]["iterations"] == 2
     assert torch.load(state_path_for(out), weights_only=True)["trainer"]["iteration"] == 2
     assert state_path_for(out).read_bytes() == state_before

@@ -32,7 +32,8 @@ def _plural(n: int, word: str) -> str:
 )
 @click.option(
     "--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-    help=f"Training time in total (over resumes). [default: {DEFAULT_MINUTES:g}, unless --iterations]",
+    help=f"Training time in total (over resumes). [default: {DEFAULT_MINUTES:g}, unless --iterations; with "
+    "--resume: the earlier run's budget]",
 )
 @click.option("--iterations", type=click.IntRange(min=1), default=None, help="Training iterations in total (over resumes), instead of --minutes.")
 @click.option(
@@ -40,7 +41,11 @@ def _plural(n: int, word: str) -> str:
     help="Training state to start from (all networks and optimisers; an exported model is not enough), e.g. "
     "the NAME_state.pt of an earlier adapt. [default: the shipped model's, weights/<model>_state.pt]",
 )
-@click.option("--resume", is_flag=True, help="Continue the adaptation whose state is next to --out (same inputs); a larger budget extends it.")
+@click.option(
+    "--resume", is_flag=True,
+    help="Continue the adaptation whose state is next to --out (same inputs and settings; --batch-size, --seed and "
+    "--checkpoint-every are taken from it); a larger budget extends it.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out, and start over from --from even if a state is next to it.")
 @click.option("--holdout", type=click.IntRange(min=1), default=None, help="Low-dose slices held out for the check. [default: 10 %, 1 to 8]")
 @click.option(
@@ -82,8 +87,6 @@ def adapt(
     """
     if minutes is not None and iterations is not None:
         raise click.UsageError("give --minutes or --iterations, not both")
-    if minutes is None and iterations is None:
-        minutes = DEFAULT_MINUTES
 
     import torch
 
@@ -104,10 +107,13 @@ def adapt(
         raise click.BadParameter(str(exc), param_hint="--device") from exc
     if threads is not None:
         torch.set_num_threads(threads)
+    budget = {"minutes": minutes} if minutes is not None else {"iterations": iterations} if iterations else {}
     if resume:
-        settings = resumed_settings(out)
+        settings, earlier_budget = resumed_settings(out)
+        budget = budget or earlier_budget
     else:
         settings = {"seed": seed, "batch_size": batch_size, "checkpoint_every": checkpoint_every}
+        budget = budget or {"minutes": DEFAULT_MINUTES}
     if from_state is None and not default_training_state_path().is_file():
         raise InputError(
             f"{default_training_state_path()}: the shipped model's training state is not installed in this copy of "
@@ -129,8 +135,8 @@ def adapt(
     torch.manual_seed(settings["seed"])
     trainer = build_trainer(base, data, device=torch_device, **settings)
     run = Adaptation(
-        trainer, base, data, out, iterations=iterations, minutes=minutes, max_drift_hu=max_drift_hu,
-        resume=resume, overwrite=overwrite, quiet=quiet, settings=settings,
+        trainer, base, data, out, **budget, max_drift_hu=max_drift_hu, resume=resume, overwrite=overwrite,
+        quiet=quiet, settings=settings,
     )  # fmt: skip
     t0 = time.perf_counter()
     try:
