@@ -114,12 +114,10 @@ def main(argv: list[str] | None = None) -> dict:
         label = f"adapted {amount:g} {'min' if kind == 'minutes' else 'it'}"
         out = work / f"adapted_{amount:g}{'min' if kind == 'minutes' else 'it'}.pt"
         torch.manual_seed(args.seed)
-        settings = {"seed": args.seed, "batch_size": args.batch_size, "checkpoint_every": args.checkpoint_every}
-        trainer = build_trainer(base, data, **settings)
-        run = Adaptation(
-            trainer, base, data, out, **{kind: amount}, max_drift_hu=math.inf, overwrite=True, quiet=args.quiet,
-            settings=settings,
-        )  # fmt: skip
+        trainer = build_trainer(
+            base, data, batch_size=args.batch_size, seed=args.seed, checkpoint_every=args.checkpoint_every
+        )
+        run = Adaptation(trainer, base, data, out, **{kind: amount}, max_drift_hu=math.inf, overwrite=True, quiet=args.quiet)
         t0 = time.perf_counter()
         run.run()
         check = run.finish(report=lambda text: print(text, file=sys.stderr))

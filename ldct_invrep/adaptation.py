@@ -352,7 +352,6 @@ class Adaptation:
         resume: bool = False,
         overwrite: bool = False,
         quiet: bool = False,
-        settings: dict[str, Any] | None = None,
     ) -> None:
         import ignite.distributed as idist
 
@@ -377,7 +376,7 @@ class Adaptation:
             "from_iteration": int(trainer_state.get("iteration", base.header.get("iterations") or 0)),
             **data.record,
             "budget": {"iterations": iterations} if iterations is not None else {"minutes": minutes},
-            **(settings or {}),
+            **self.run_settings(trainer),
         }
         earlier = None
         if resume:
@@ -406,10 +405,19 @@ class Adaptation:
         self.snapshots.attach(trainer)
         TrainingStateWriter(self.state_path, self.objects, self.state_header, every).attach(trainer)
 
+    @staticmethod
+    def run_settings(trainer: Any) -> dict[str, Any]:
+        """The trainer's ``RUN_SETTINGS``: patch-draw seed, batch size (per process) and epoch length."""
+        loader = trainer.data_loader
+        return {
+            "seed": int(loader.dataset.seed), "batch_size": int(loader.batch_size),
+            "checkpoint_every": int(trainer.state.epoch_length),
+        }  # fmt: skip
+
     def _check_same_job(self, earlier: dict[str, Any]) -> None:
         checks = [("from_sha256", "--from training state"), ("low_dose_series", "low-dose series"),
                   ("normal_dose_series", "normal-dose series"), ("held_out_slices", "held-out slices")]  # fmt: skip
-        checks += [(k, k.replace("_", " ")) for k in RUN_SETTINGS if k in self.job]
+        checks += [(k, k.replace("_", " ")) for k in RUN_SETTINGS]
         for key, what in checks:
             if earlier.get(key) != self.job.get(key):
                 raise InputError(

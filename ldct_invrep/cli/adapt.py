@@ -136,7 +136,7 @@ def adapt(
     trainer = build_trainer(base, data, device=torch_device, **settings)
     run = Adaptation(
         trainer, base, data, out, **budget, max_drift_hu=max_drift_hu, resume=resume, overwrite=overwrite,
-        quiet=quiet, settings=settings,
+        quiet=quiet,
     )  # fmt: skip
     t0 = time.perf_counter()
     try:
