@@ -356,6 +356,7 @@ class Adaptation:
         import ignite.distributed as idist
 
         from ldct_invrep.engine.handlers import checkpoint_dict
+        from ldct_invrep.io.atomic import check_replaceable
         from ldct_invrep.engine.run_control import (
             BudgetProgressBar,
             SnapshotAverage,
@@ -378,19 +379,25 @@ class Adaptation:
             "budget": {"iterations": iterations} if iterations is not None else {"minutes": minutes},
             **self.run_settings(trainer),
         }
+        if base.path.resolve() in (self.out.resolve(), self.state_path.resolve()):
+            raise InputError(f"{base.path}: the training state to start from would be overwritten; choose another --out")
         earlier = None
         if resume:
             if not self.state_path.is_file():
                 raise InputError(f"{self.state_path}: no adaptation state to resume (run without --resume first)")
             earlier = read_training_state(self.state_path)
             self._check_same_job(earlier.header.get("adapt", {}))
-        elif self.state_path.exists() and not overwrite:
-            raise InputError(
-                f"{self.state_path}: the state of an earlier adaptation; pass --resume to continue it or --overwrite "
-                "to start over"
-            )
-        if self.out.exists() and not overwrite and not (resume and self._wrote_out()):
-            raise InputError(f"{self.out}: output already exists; pass --overwrite to replace it")
+        elif self.state_path.exists():
+            if not overwrite:
+                raise InputError(
+                    f"{self.state_path}: the state of an earlier adaptation; pass --resume to continue it or "
+                    "--overwrite to start over"
+                )
+            check_replaceable(self.state_path)
+        if self.out.exists() and not (resume and self._wrote_out()):
+            if not overwrite:
+                raise InputError(f"{self.out}: output already exists; pass --overwrite to replace it")
+            check_replaceable(self.out)
         self.budget = TrainingBudget(iterations=iterations, minutes=minutes)
         every = int(trainer.state.epoch_length)
         self.snapshots = SnapshotAverage(trainer.network, self.budget, every)

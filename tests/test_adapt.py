@@ -196,6 +196,10 @@ def test_resume_refuses_other_inputs_and_a_missing_state(my_scanner: Path, tiny_
     out.write_bytes(b"someone else's model")
     result = adapt(my_scanner, "--out", out, "--from", tiny_state, "--iterations", 4, "--resume", *FAST, *LOOSE, code=2)
     assert error_lines(result) == [f"error: {out}: output already exists; pass --overwrite to replace it"]
+    result = adapt(my_scanner, "--out", out, "--from", tiny_state, "--iterations", 2, "--overwrite", *FAST, *LOOSE, code=2)
+    assert error_lines(result) == [
+        f"error: {out}: file exists and was not written by ldct-invrep; refusing to replace it, choose another output location"
+    ]
     assert out.read_bytes() == b"someone else's model"
     out.unlink()
     result = adapt(my_scanner, "--out", out, "--from", tiny_state, "--iterations", 2, *FAST, *LOOSE, code=2)
@@ -203,24 +207,33 @@ def test_resume_refuses_other_inputs_and_a_missing_state(my_scanner: Path, tiny_
         f"error: {state_path_for(out)}: the state of an earlier adaptation; pass --resume to continue it or "
         "--overwrite to start over"
     ]
+    # the state to start from is never an output
+    result = adapt(my_scanner, "--out", tiny_state, "--from", tiny_state, "--iterations", 2, "--overwrite", *FAST, code=2)
+    assert error_lines(result) == [
+        f"error: {tiny_state}: the training state to start from would be overwritten; choose another --out"
+    ]
 
 
-def test_interrupted_run_says_how_to_resume(my_scanner: Path, tiny_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("stop", "code", "how"), [(KeyboardInterrupt, 130, "interrupted"), (15, 143, "stopped by SIGTERM")])
+def test_interrupted_run_says_how_to_resume(
+    stop, code: int, how: str, my_scanner: Path, tiny_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ldct_invrep.engine.trainer as trainer_module
+    from ldct_invrep.cli.console import Terminated
 
     step, calls = trainer_module.lir_training_step, []
 
     def interrupted_at_third(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
-            raise KeyboardInterrupt
+            raise Terminated(stop) if isinstance(stop, int) else stop()
         return step(*args, **kwargs)
 
     monkeypatch.setattr(trainer_module, "lir_training_step", interrupted_at_third)
     out = tmp_path / "m.pt"
-    result = adapt(my_scanner, "--out", out, "--from", tiny_state, "--iterations", 4, *FAST, *LOOSE, code=130)
+    result = adapt(my_scanner, "--out", out, "--from", tiny_state, "--iterations", 4, *FAST, *LOOSE, code=code)
     assert error_lines(result) == [
-        f"error: interrupted; {state_path_for(out)} holds the state written last (every 2 iterations): the same "
+        f"error: {how}; {state_path_for(out)} holds the state written last (every 2 iterations): the same "
         "command with --resume goes on"
     ]
     assert not out.exists()
@@ -354,6 +367,15 @@ def test_training_state_round_trip_and_wrap(tiny_state: Path, tmp_path: Path) ->
     with pytest.raises(InputError, match="no 'snapshots'"):
         state.load({"snapshots": torch.nn.Linear(1, 1)})
     assert torch.load(out, weights_only=True)["format"] == FORMAT
+
+
+def test_checkpoints_of_the_tool_are_its_own_files(tiny_state: Path, tmp_path: Path) -> None:
+    """--overwrite replaces only outputs of ldct-invrep (io.atomic): a .pt counts when its format says so."""
+    from ldct_invrep.io.atomic import is_own_file
+
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    assert is_own_file(tiny_state) and is_own_file(make_tiny_weights(tmp_path / "model.pt"))
+    assert not is_own_file(tmp_path / "other.pt")
 
 
 def test_time_budget_stops_the_run_and_counts_over_resumes() -> None:

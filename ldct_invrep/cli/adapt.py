@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
 import click
 
-from ldct_invrep.cli.console import EXIT_INTERRUPTED, CLIError, say
+from ldct_invrep.cli.console import EXIT_INTERRUPTED, CLIError, Terminated, say
 from ldct_invrep.errors import InputError
 
 __all__ = ["adapt"]
@@ -141,12 +142,14 @@ def adapt(
     t0 = time.perf_counter()
     try:
         run.run()
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (console.Terminated)
+        how = f"stopped by {signal.Signals(exc.signum).name}" if isinstance(exc, Terminated) else "interrupted"
+        code = 128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         written = f"{run.state_path} holds the state written last (every {settings['checkpoint_every']} iterations)"
         raise CLIError(
-            f"interrupted; {written}: the same command with --resume goes on" if run.state_path.is_file()
-            else "interrupted before the first training state was written; nothing was left behind",
-            EXIT_INTERRUPTED,
+            f"{how}; {written}: the same command with --resume goes on" if run.state_path.is_file()
+            else f"{how} before the first training state was written; nothing was left behind",
+            code,
         ) from exc
     say(f"trained to iteration {run.iterations} ({time.perf_counter() - t0:.0f} s in this run)", quiet)
     run.finish(report=click.echo)
