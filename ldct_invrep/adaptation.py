@@ -449,8 +449,8 @@ class Adaptation:
     def state_header(self) -> dict[str, Any]:
         """Header of the adaptation's own training state: the base's training description and this job."""
         carried = {k: v for k, v in self.base.header.items() if k not in _FILE_KEYS}
-        minutes = round(self.budget.seconds_run() / 60.0, 3)
-        return {**carried, "adapt": {**self.job, "iterations": self.iterations, "minutes": minutes}}
+        seconds = round(self.budget.seconds_run(), 2)
+        return {**carried, "adapt": {**self.job, "iterations": self.iterations, "seconds": seconds}}
 
     def run(self) -> None:
         """Train until the budget is used (nothing to do when a resumed run had already used it)."""
@@ -487,14 +487,14 @@ class Adaptation:
 
     def output_header(self, result: CheckResult) -> dict[str, Any]:
         """The adapted model's header: the base model's (preset, HU range, self-ensemble, ...) and ``adapted``:
-        inputs (series UIDs or hashes), starting weights, iterations, minutes, snapshots, the check."""
+        inputs (series UIDs or hashes), starting weights, iterations, training seconds, snapshots, the check."""
         carried = {k: v for k, v in self.base.header.items() if k not in (*_FILE_KEYS, "config")}
         n_series = len(self.job["low_dose_series"])
         adapted = {
             **{k: v for k, v in self.job.items() if k != "held_out_slices"},
             "held_out_slices": len(self.job["held_out_slices"]),
             "iterations": self.iterations,
-            "minutes": round(self.budget.seconds_run() / 60.0, 2),
+            "seconds": round(self.budget.seconds_run(), 2),
             "averaged_snapshots": self.snapshots.count,
             "check": result.to_dict(),
         }

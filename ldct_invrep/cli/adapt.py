@@ -76,7 +76,7 @@ def adapt(
     A few slices are held out. Before writing, a no-reference check on them compares the input, the model
     before and after: noise std in flat soft tissue, edge sharpness and soft-tissue mean HU. A model whose
     soft-tissue mean moves by more than --max-drift-hu is not written (exit 2). The output header records
-    the series UIDs (never patient data), the starting state, iterations, minutes and the check; its full
+    the series UIDs (never patient data), the starting state, iterations, training time and the check; its full
     training state (NAME_state.pt) allows --resume and further adapting (--from NAME_state.pt).
 
     \b
