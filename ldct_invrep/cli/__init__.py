@@ -2,16 +2,17 @@
 
 Commands: ``denoise`` (LIR restoration, paper section 3.3: ``G_Y(E_X(x))`` slice by slice), ``simulate-dose``
 (projection-domain noise insertion), ``evaluate`` (PSNR/SSIM/RMSE on named HU windows), ``info`` (what a
-checkpoint holds), ``prepare`` (check a dataset copy, write its datalist), ``train`` (run a MONAI bundle) and
-``demo`` (the first three on the shipped sample series).
+checkpoint holds), ``prepare`` (check a dataset copy, write its datalist), ``train`` (run a MONAI bundle),
+``demo`` (the first three on the shipped sample series) and ``adapt`` (continue the unpaired training on a user's
+own low-dose scans; module ``adapt``).
 
 Exit status: 0 done; 2 bad usage or bad input (one line ``error: <path>: <problem>``); 1 unexpected failure
 (one line; rerun with ``--debug`` for the traceback); 130 interrupted. Outputs are written atomically: an
 interrupted or failed run leaves no partial output.
 
-Modules: ``commands`` (the click commands), ``console`` (exit statuses, stderr lines), ``volumes`` (open and
-stream DICOM/NIfTI volumes), ``evaluation`` (metric tables). Heavy modules (torch, MONAI, pydicom) are
-imported inside the commands so that ``--help`` stays fast.
+Modules: ``commands`` (the click commands), ``adapt`` (the adapt command), ``console`` (exit statuses, stderr
+lines), ``volumes`` (open and stream DICOM/NIfTI volumes), ``evaluation`` (metric tables). Heavy modules (torch,
+MONAI, pydicom) are imported inside the commands so that ``--help`` stays fast.
 """
 
 from ldct_invrep.cli.commands import cli, main

@@ -1,4 +1,4 @@
-"""The ``ldct-invrep`` commands (click): denoise, simulate-dose, evaluate, info, prepare, train, demo."""
+"""The ``ldct-invrep`` commands (click): denoise, simulate-dose, evaluate, info, prepare, train, demo, adapt."""
 
 from __future__ import annotations
 
@@ -838,6 +838,12 @@ def demo(output: Path, weights: Path | None, dose_fraction: float, seed: int, de
     from ldct_invrep.demo import run_demo
 
     run_demo(output, weights=weights, dose_fraction=dose_fraction, seed=seed, device=device, threads=threads, quiet=quiet)
+
+
+# --------------------------------------------------------------------------------------------- adapt
+from ldct_invrep.cli.adapt import adapt  # noqa: E402 - its own module; registered on the group here
+
+cli.add_command(adapt)
 
 
 # --------------------------------------------------------------------------------------------- entry point

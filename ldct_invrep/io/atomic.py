@@ -8,7 +8,8 @@ Output marker (the single source of truth for "this tool wrote it"):
 
 * every output *folder* gets a file :data:`OUTPUT_MARKER` listing the entries the tool wrote in it;
 * an output *file* carries the stamp in itself: a NIfTI's ``descrip`` starts with :data:`OWNER`, a JSON
-  document has the key :data:`JSON_STAMP_KEY`.
+  document has the key :data:`JSON_STAMP_KEY`, a torch checkpoint (``.pt``: models, training states) a
+  ``format`` starting with :data:`OWNER`.
 
 ``overwrite`` replaces only such outputs, and only when they hold nothing else (:func:`check_replaceable`);
 anything else is refused with :class:`InputError`. Temporary siblings are named
@@ -137,7 +138,8 @@ def _marker_entries(folder: Path) -> set[str] | None:
 
 
 def is_own_file(path: str | os.PathLike) -> bool:
-    """True for a file that carries the tool's stamp (NIfTI ``descrip``, JSON :data:`JSON_STAMP_KEY`)."""
+    """True for a file that carries the tool's stamp (NIfTI ``descrip``, JSON :data:`JSON_STAMP_KEY`, a ``.pt``
+    checkpoint's ``format``)."""
     path = Path(path)
     name = path.name.lower()
     try:
@@ -146,6 +148,11 @@ def is_own_file(path: str | os.PathLike) -> bool:
 
             descrip = nib.load(str(path)).header["descrip"].item()
             return (descrip.decode("latin-1") if isinstance(descrip, bytes) else str(descrip)).startswith(OWNER)
+        if name.endswith(".pt"):
+            import torch
+
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            return isinstance(payload, dict) and str(payload.get("format", "")).startswith(OWNER)
         if name.endswith(".json"):
             doc = json.loads(path.read_text(encoding="utf-8"))
             legacy = isinstance(doc, dict) and str(doc.get("generated_by", "")).startswith("ldct_invrep ")
