@@ -19,7 +19,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from ldct_invrep.engine.checkpoint import average_checkpoints, checkpoint_iterations, save_restorer  # noqa: E402
+from ldct_invrep.engine.checkpoint import average_checkpoints, checkpoint_iterations  # noqa: E402
+from ldct_invrep.io.checkpoint import save_restorer  # noqa: E402
 from ldct_invrep.networks import LIRNet, get_config  # noqa: E402
 from ldct_invrep.recipes import HELD_OUT_PATIENTS  # noqa: E402
 

@@ -434,7 +434,7 @@ class Adaptation:
 
     def _wrote_out(self) -> bool:
         """Whether ``out`` is the model an earlier run of this adaptation wrote (which a resumed run replaces)."""
-        from ldct_invrep.engine.checkpoint import read_header
+        from ldct_invrep.io.checkpoint import read_header
 
         try:
             adapted = read_header(self.out).get("adapted", {})
@@ -469,7 +469,7 @@ class Adaptation:
         Returns the check (None on other ranks than the main one, which write nothing)."""
         import copy
 
-        from ldct_invrep.engine.checkpoint import save_restorer
+        from ldct_invrep.io.checkpoint import save_restorer
 
         if not self.main:
             return None

@@ -25,7 +25,7 @@ from conftest import REPO_ROOT
 from pydicom.uid import ExplicitVRLittleEndian
 from test_cli import copy_slices, error_lines, invoke, make_tiny_weights
 
-from ldct_invrep.engine.checkpoint import load_restorer, read_header, save_restorer
+from ldct_invrep.io.checkpoint import load_restorer, read_header, save_restorer
 from ldct_invrep.engine.training_state import (
     FORMAT,
     read_training_state,

@@ -146,7 +146,7 @@ def test_dev_pairs_benchmark_tunes_on_the_cache_and_writes_one_table_per_pair(tm
     import torch
 
     from ldct_invrep.data.ct_cache import build_ct_training_cache
-    from ldct_invrep.engine.checkpoint import save_restorer
+    from ldct_invrep.io.checkpoint import save_restorer
     from ldct_invrep.io import write_nifti
     from ldct_invrep.networks import Restorer, get_config
 

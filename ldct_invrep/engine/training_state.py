@@ -44,7 +44,7 @@ from ldct_invrep import __version__
 from ldct_invrep.errors import InputError
 from ldct_invrep.io.atomic import atomic_replace
 
-from .checkpoint import FORMAT as RESTORER_FORMAT
+from ldct_invrep.io.checkpoint import FORMAT as RESTORER_FORMAT
 
 __all__ = [
     "FORMAT",
