@@ -183,7 +183,7 @@ def test_shipped_weights_beat_the_input_and_blind_bm3d_on_every_real_dev_pair() 
     from conftest import shared_path
 
     from ldct_invrep.evaluation import build_methods, evaluate_methods
-    from ldct_invrep.inference import default_weights_path
+    from ldct_invrep.package_files import default_weights_path
 
     if not default_weights_path().is_file():
         pytest.skip("no shipped weights in this copy")

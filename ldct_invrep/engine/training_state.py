@@ -73,7 +73,7 @@ def state_path_for(weights: str | os.PathLike[str]) -> Path:
 
 def default_training_state_path() -> Path:
     """The shipped default model's training state (``weights/<default weights>_state.pt`` in the package)."""
-    from ldct_invrep.inference import default_weights_path
+    from ldct_invrep.package_files import default_weights_path
 
     return state_path_for(default_weights_path())
 
