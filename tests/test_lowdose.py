@@ -325,11 +325,11 @@ def test_slices_without_flat_tissue_take_the_series_level(sample_slices):
     assert series_noise_fallbacks([8.0, None, 10.0, 9.5]) == [None, 9.5, None, None]
     assert series_noise_fallbacks([None, None]) is None
     volume = np.stack([hu[0], air], axis=-1)[None].astype(np.float32)  # C x H x W x D
-    out = SimulateLowDosed("image", seed=0, pixel_spacing_mm=spacing)({"image": volume})["image"]
+    out = RandSimulateLowDosed("image", seed=0, pixel_spacing_mm=spacing)({"image": volume})["image"]
     assert np.abs(out[0, ..., 1] - air)[200:260, 200:260].std() > 1.0  # the air slice got the series' level
     with pytest.raises(ValueError, match="no slice has enough flat soft tissue"):
-        SimulateLowDosed("image", seed=0, pixel_spacing_mm=spacing)({"image": np.stack([air, air], -1)[None]})
-    fixed = SimulateLowDosed("image", seed=0, pixel_spacing_mm=spacing, own_noise_level=9.0)
+        RandSimulateLowDosed("image", seed=0, pixel_spacing_mm=spacing)({"image": np.stack([air, air], -1)[None]})
+    fixed = RandSimulateLowDosed("image", seed=0, pixel_spacing_mm=spacing, own_noise_level=9.0)
     assert fixed({"image": air[None, ..., None]})["image"].shape == (1, *air.shape, 1)
 
 

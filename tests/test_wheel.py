@@ -55,6 +55,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return bin_dir, work
 
 
+@pytest.mark.shared_data
 def test_wheel_prepares_data_and_denoises_outside_the_checkout(installed: tuple[Path, Path]) -> None:
     bin_dir, work = installed
     cli = bin_dir / "ldct-invrep"
