@@ -1,7 +1,7 @@
 """The default model's training campaign: the ``ldct_simulated`` bundle's default-model recipe, run in chunks,
 resumable on a fresh machine from the state committed next to this script.
 
-    python campaign/ct_default_model.py --dataset-dir ../shared/data --work /tmp/ct_campaign --until 40000
+    python campaign/ct_default_model.py --dataset-dir ../shared/data --work runs/ct_campaign --until 40000
 
 Each chunk runs ``python -m monai.bundle run`` (``configs/train.json`` + ``configs/train_default_model.json``)
 for ``--chunk`` iterations, resuming from the last full training state (all networks, both optimisers and
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -34,22 +33,11 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # score with this checkout's package (a campaign runs from its own worktree)
+
+from ldct_invrep.engine.checkpoint import latest_training_state  # noqa: E402
+from ldct_invrep.io.atomic import atomic_replace  # noqa: E402
 BUNDLE = REPO / "bundles" / "ldct_simulated"
 CURVE_FIELDS = ["iteration", "minutes", "split", "name", "input_psnr", "psnr", "input_ssim", "ssim", "bias_hu"]
-
-
-def latest_checkpoint(work: Path, state: Path) -> tuple[int, Path | None]:
-    """(iteration, file) of the newest full training state: the run folder's or the committed one."""
-    found = []
-    for f in (work / "models").glob("checkpoint_iteration=*.pt"):
-        m = re.search(r"=(\d+)\.pt$", f.name)
-        if m:
-            found.append((int(m.group(1)), f))
-    committed = state / "checkpoint.pt"
-    if committed.is_file():
-        it = int(torch.load(committed, map_location="cpu", weights_only=False)["trainer"]["iteration"])
-        found.append((it, committed))
-    return max(found, key=lambda t: t[0]) if found else (0, None)
 
 
 def run_chunk(args: argparse.Namespace, start: Path | None, until: int, log) -> None:
@@ -61,7 +49,8 @@ def run_chunk(args: argparse.Namespace, start: Path | None, until: int, log) -> 
     ]  # fmt: skip
     if start is not None:
         cmd += ["--resume_from", str(start)]
-    log.write(f"\n$ {' '.join(cmd)}\n")
+    shown = " ".join(os.path.relpath(c, REPO) if os.path.isabs(c) else c for c in cmd[1:]).replace(str(REPO) + "/", "")
+    log.write(f"\n$ python {shown}\n")
     log.flush()
     subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True, cwd=REPO)
 
@@ -125,19 +114,18 @@ def main() -> None:
     curve = args.state / "curve.csv"
     with open(args.state / "train.log", "a", encoding="utf-8") as log:
         while True:
-            it, start = latest_checkpoint(args.work, args.state)
+            it, start = latest_training_state(args.work / "models", args.state / "checkpoint.pt")
             if it >= args.until:
                 break
             target = min(it + args.chunk, args.until)
             t0 = time.time()
             run_chunk(args, start, target, log)
             minutes = (time.time() - t0) / 60.0
-            it_new, ckpt = latest_checkpoint(args.work, args.state)
+            it_new, ckpt = latest_training_state(args.work / "models", args.state / "checkpoint.pt")
             if ckpt is None or it_new <= it:
                 raise SystemExit(f"chunk to {target} left no newer checkpoint (see {args.state / 'train.log'})")
-            tmp = args.state / ".checkpoint.pt.tmp"
-            shutil.copyfile(ckpt, tmp)
-            os.replace(tmp, args.state / "checkpoint.pt")
+            with atomic_replace(args.state / "checkpoint.pt") as tmp:
+                shutil.copyfile(ckpt, tmp)
             rows = score(ckpt, args.work / "cache" / "ct_default_model.npz", args.dataset_dir)
             new = not curve.is_file()
             with open(curve, "a", newline="", encoding="utf-8") as f:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -48,6 +47,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # score with this checkout's package (a campaign runs from its own worktree)
+
+from ldct_invrep.engine.checkpoint import latest_training_state  # noqa: E402
+from ldct_invrep.io.atomic import atomic_replace  # noqa: E402
+
 CURVE_FIELDS = ["variant", "iteration", "minutes", "cpu_hours", "split", "images", "input_psnr", "psnr", "input_ssim", "ssim"]
 #: variant -> (bundle, ablation of ``engine.ABLATIONS``, Table)
 VARIANTS: dict[str, tuple[str, str, str]] = {
@@ -57,24 +60,6 @@ VARIANTS: dict[str, tuple[str, str, str]] = {
     "c": ("natural_awgn", "no_background_consistency", "Table 4 (c)"),
     "poisson": ("natural_poisson", "full", "Table 2"),
 }
-
-
-def checkpoints_in(folder: Path) -> list[tuple[int, Path]]:
-    found = []
-    for f in folder.glob("checkpoint_iteration=*.pt"):
-        m = re.search(r"=(\d+)\.pt$", f.name)
-        if m:
-            found.append((int(m.group(1)), f))
-    return sorted(found)
-
-
-def latest_checkpoint(work: Path, state: Path) -> tuple[int, Path | None]:
-    """(iteration, file) of the newest full training state of a variant: its run folder's or the committed one."""
-    found = checkpoints_in(work / "models")
-    committed = state / "checkpoint.pt"
-    if committed.is_file():
-        found.append((int(torch.load(committed, map_location="cpu", weights_only=False)["trainer"]["iteration"]), committed))
-    return max(found, key=lambda t: t[0]) if found else (0, None)
 
 
 def overrides(args: argparse.Namespace, ablation: str) -> list[str]:
@@ -180,7 +165,7 @@ def run_variant(args: argparse.Namespace, variant: str, log) -> None:
     curve, budget = args.state / "curve.csv", budget_of(args, variant)
     table4_d = args.state / "full" / f"lir_restorer_{args.ablation_budget}.pt"
     while True:
-        it, start = latest_checkpoint(work, state)
+        it, start = latest_training_state(work / "models", state / "checkpoint.pt")
         if it >= budget:
             break
         # the full model stops once at the ablation budget: its Restorer there is Table 4 (d)
@@ -189,12 +174,11 @@ def run_variant(args: argparse.Namespace, variant: str, log) -> None:
         t0 = time.time()
         cpu = run_chunk(args, variant, work, start, target, log)
         minutes = (time.time() - t0) / 60.0
-        it_new, ckpt = latest_checkpoint(work, state)
+        it_new, ckpt = latest_training_state(work / "models", state / "checkpoint.pt")
         if ckpt is None or it_new <= it:
             raise SystemExit(f"{variant}: chunk to {target} left no newer checkpoint (see {args.state / 'train.log'})")
-        tmp = state / ".checkpoint.pt.tmp"
-        shutil.copyfile(ckpt, tmp)
-        os.replace(tmp, state / "checkpoint.pt")
+        with atomic_replace(state / "checkpoint.pt") as tmp:
+            shutil.copyfile(ckpt, tmp)
         cpu_hours = used_so_far(curve, variant)[1] + cpu / 3600.0
         rows = score(args, variant, ckpt)
         new = not curve.is_file()
@@ -210,7 +194,7 @@ def run_variant(args: argparse.Namespace, variant: str, log) -> None:
         log.flush()
         if variant == "full" and it_new == args.ablation_budget:
             export(args, variant, state / "checkpoint.pt", table4_d, cpu_hours)
-    final, (it, ckpt) = state / "lir_restorer.pt", latest_checkpoint(work, state)
+    final, (it, ckpt) = state / "lir_restorer.pt", latest_training_state(work / "models", state / "checkpoint.pt")
     if ckpt is not None and exported_iterations(final) != it:
         export(args, variant, ckpt, final, used_so_far(curve, variant)[1])
         log.write(f"[campaign] {variant}: done, {final}\n")

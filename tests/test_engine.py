@@ -334,3 +334,18 @@ def test_rng_state_round_trip(tmp_path):
     first = draws()
     RNGState().load_state_dict(torch.load(tmp_path / "rng.pt", weights_only=True))
     assert draws() == first
+
+
+def test_latest_training_state_prefers_the_furthest_of_run_folder_and_committed_copy(tmp_path: Path) -> None:
+    from ldct_invrep.engine.checkpoint import latest_training_state
+
+    models, committed = tmp_path / "models", tmp_path / "state" / "checkpoint.pt"
+    models.mkdir()
+    assert latest_training_state(models, committed) == (0, None)
+    for it in (250, 500):
+        torch.save({"trainer": {"iteration": it}}, models / f"checkpoint_iteration={it}.pt")
+    (models / "checkpoint_iteration=x.pt").write_bytes(b"")  # not an iteration: ignored
+    assert latest_training_state(models, committed) == (500, models / "checkpoint_iteration=500.pt")
+    committed.parent.mkdir()
+    torch.save({"trainer": {"iteration": 750}}, committed)
+    assert latest_training_state(models, committed) == (750, committed)

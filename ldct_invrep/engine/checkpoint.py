@@ -18,7 +18,14 @@ from ldct_invrep.io.checkpoint import load_restorer, read_header, save_restorer
 
 from .optim import unwrap
 
-__all__ = ["average_checkpoints", "checkpoint_iterations", "load_restorer", "read_header", "save_restorer"]
+__all__ = [
+    "average_checkpoints",
+    "checkpoint_iterations",
+    "latest_training_state",
+    "load_restorer",
+    "read_header",
+    "save_restorer",
+]
 
 
 def checkpoint_iterations(ckpt_dir: str | os.PathLike[str], prefix: str = "checkpoint_iteration=") -> dict[int, Path]:
@@ -30,6 +37,20 @@ def checkpoint_iterations(ckpt_dir: str | os.PathLike[str], prefix: str = "check
         if tail.isdigit():
             found[int(tail)] = f
     return dict(sorted(found.items()))
+
+
+def latest_training_state(ckpt_dir: str | os.PathLike[str], committed: str | os.PathLike[str]) -> tuple[int, Path | None]:
+    """``(iteration, file)`` of the newest full training state: the last of :func:`checkpoint_iterations`
+    in ``ckpt_dir`` or ``committed`` (a copy kept elsewhere, e.g. a campaign's committed state), whichever
+    is further; ``(0, None)`` when there is neither."""
+    import torch
+
+    found = list(checkpoint_iterations(ckpt_dir).items())
+    committed = Path(committed)
+    if committed.is_file():
+        state = torch.load(committed, map_location="cpu", weights_only=False)
+        found.append((int(state["trainer"]["iteration"]), committed))
+    return max(found, key=lambda t: t[0]) if found else (0, None)
 
 
 def average_checkpoints(network: nn.Module, files: list[Path], key: str = "network") -> nn.Module:

@@ -99,22 +99,11 @@ PRESETS: dict[str, LIRConfig] = {
         dis_high_pass_gain=20.0,
         residual=True,
     ),
-    # The default model's preset: "lite" with twice the channels and twice the residual blocks (0.14 M
-    # generator-side parameters), sized by the inference budget of 0.5 s a 512x512 slice on 2 CPU cores
-    # (16 channels run nearly as fast as 8 in oneDNN; benchmarks/denoise_speed.py measures it).
-    "ct": LIRConfig(
-        norm="batch",
-        base_channels=16,
-        n_downsample=0,
-        n_res=4,
-        noise_channels=16,
-        dis_channels=16,
-        dis_layers=4,
-        dis_scales=3,
-        dis_high_pass_gain=20.0,
-        residual=True,
-    ),
 }
+# The default model's preset: "lite" with twice the channels and twice the residual blocks (0.14 M
+# generator-side parameters), sized by the inference budget of 0.5 s a 512x512 slice on 2 CPU cores
+# (16 channels run nearly as fast as 8 in oneDNN; benchmarks/denoise_speed.py measures it).
+PRESETS["ct"] = dataclasses.replace(PRESETS["lite"], base_channels=16, n_res=4, noise_channels=16)
 
 
 def get_config(preset: str, **overrides) -> LIRConfig:
