@@ -14,6 +14,11 @@ schedulers, the iteration, the RNG states). After each chunk the new state is co
 
 one row per chunk in ``curve.csv`` (abdomen-window PSNR and SSIM, data range 400). The bundle's output goes to
 ``train.log``. Stop it any time (the chunk in progress is lost, nothing else); rerun the same command to go on.
+
+``--lr-half-life N`` anneals a run that is already going: the resumed state's learning-rate schedules
+(ExponentialLR, both optimisers) are set to halve every ``N`` iterations from where they stand, logged once.
+The bundle's own ``lr_decay_step`` only applies to a run that starts from scratch, since resuming restores
+the schedules from the state.
 """
 
 from __future__ import annotations
@@ -53,6 +58,25 @@ def run_chunk(args: argparse.Namespace, start: Path | None, until: int, log) -> 
     log.write(f"\n$ python {shown}\n")
     log.flush()
     subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True, cwd=REPO)
+
+
+def set_lr_half_life(start: Path, it: int, half_life: int, work: Path, log) -> Path:
+    """The training state ``start`` with both schedulers' per-iteration factor set to ``0.5 ** (1 / half_life)``;
+    written to ``work/models/checkpoint_iteration=<it>.pt`` when it changes (``start`` is never modified)."""
+    state = torch.load(start, map_location="cpu", weights_only=False)
+    gamma = 0.5 ** (1.0 / half_life)
+    if all(abs(state[k]["gamma"] - gamma) < 1e-12 for k in ("g_scheduler", "d_scheduler")):
+        return start
+    for k in ("g_scheduler", "d_scheduler"):
+        state[k]["gamma"] = gamma
+    out = work / "models" / f"checkpoint_iteration={it}.pt"
+    with atomic_replace(out) as tmp:
+        torch.save(state, tmp)
+    lrs = [g["lr"] for k in ("g_optimizer", "d_optimizer") for g in state[k]["param_groups"]]
+    log.write(f"[campaign] from iteration {it} the learning rates ({', '.join(f'{v:.3g}' for v in lrs)}) "
+              f"halve every {half_life} iterations\n")  # fmt: skip
+    log.flush()
+    return out
 
 
 def score(restorer_ckpt: Path, cache_file: Path, dataset_dir: Path) -> list[dict]:
@@ -106,6 +130,7 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=500, help="iterations per chunk (a multiple of the epoch length 250)")
     p.add_argument("--until", type=int, default=40000, help="stop after this many iterations")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr-half-life", type=int, default=None, help="anneal: learning rates halve every N iterations from here")
     args = p.parse_args()
     args.work, args.state = args.work.resolve(), args.state.resolve()
     args.dataset_dir = args.dataset_dir.resolve()
@@ -118,6 +143,8 @@ def main() -> None:
             if it >= args.until:
                 break
             target = min(it + args.chunk, args.until)
+            if args.lr_half_life and start is not None:
+                start = set_lr_half_life(start, it, args.lr_half_life, args.work, log)
             t0 = time.time()
             run_chunk(args, start, target, log)
             minutes = (time.time() - t0) / 60.0
