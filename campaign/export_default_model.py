@@ -7,6 +7,9 @@ Restorer with its header (data, recipe, selection, self-ensemble).
 
 The averaging rule (second half of the run) is fixed before looking at any score; the self-ensemble is
 chosen by the inference budget (0.5 s a 512x512 slice on 2 cores, benchmarks/denoise_speed.py).
+``--reference-noise`` (HU) is the normal-dose noise the output keeps (``transforms.reference_noise``): 10 HU
+was fitted on simulated pairs of the *training* patients (benchmarks/reference_noise_fit.py), never on the
+held-out patients or the real pairs.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="the campaign's --work folder")
     p.add_argument("--average-from", type=int, required=True)
+    p.add_argument("--average-to", type=int, default=None, help="last checkpoint iteration in the mean (default: all)")
     p.add_argument("--self-ensemble", type=int, default=4, choices=(1, 4, 8))
+    p.add_argument("--reference-noise", type=float, default=10.0, help="reference_noise_hu in the header (0: off)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    found = {i: f for i, f in checkpoint_iterations(args.run / "models").items() if i >= args.average_from}
+    found = {i: f for i, f in checkpoint_iterations(args.run / "models").items() if i >= args.average_from and (args.average_to is None or i <= args.average_to)}
     if not found:
         raise SystemExit(f"{args.run}/models: no checkpoint from iteration {args.average_from} on")
     net = average_checkpoints(LIRNet(get_config("ct")), list(found.values()))
@@ -46,6 +51,7 @@ def main() -> None:
         "adversarial_weight": 1.0,
         "cross_cycle_weight": 1.0,
         "self_ensemble": args.self_ensemble,
+        "reference_noise_hu": args.reference_noise,
         "learning_rate": 3e-4,
         "d_learning_rate": 1e-3,
         "lr_decay": "x0.5 every 20000 iterations (exponential)",
@@ -71,7 +77,8 @@ def main() -> None:
         "seed": manifest["seed"],
     }
     save_restorer(args.out, net, header)
-    print(f"wrote {args.out}: mean of {len(its)} checkpoints ({its[0]}-{its[-1]}), self-ensemble {args.self_ensemble}")
+    print(f"wrote {args.out}: mean of {len(its)} checkpoints ({its[0]}-{its[-1]}), self-ensemble {args.self_ensemble}, "
+          f"reference noise {args.reference_noise:g} HU")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from monai.inferers import SimpleInferer
 from torch import nn
 
 from ldct_invrep.inferers import SelfEnsembleInferer
+from ldct_invrep.transforms.reference_noise import blend_to_reference_noise
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, net_to_hu
 
 #: Slices per forward pass by device type. On CPU one slice at a time was fastest (denoise of the 20-slice
@@ -50,6 +51,8 @@ class SliceDenoiser:
     Pixels outside ``hu_range`` (padding outside the field of view, dense metal) are not what the network
     was trained on; they keep their input value so a derived series never loses them. ``self_ensemble``
     (1, 4 or 8) averages the outputs over that many flipped/transposed copies (:class:`SelfEnsembleInferer`).
+    ``reference_noise_hu`` > 0 blends each slice back towards its input by the noise a normal-dose reference
+    keeps (:mod:`ldct_invrep.transforms.reference_noise`); 0 returns the network's output alone.
     ``batch_size`` None: :func:`default_batch_size` of the device. ``restorer`` is a
     :class:`~ldct_invrep.networks.Restorer` or its TorchScript export.
     """
@@ -62,6 +65,7 @@ class SliceDenoiser:
         batch_size: int | None = None,
         bf16: bool = False,
         self_ensemble: int = 1,
+        reference_noise_hu: float = 0.0,
     ) -> None:
         self.device = torch.device(device)
         # channels-last runs the small convolutions of the CPU presets about twice as fast in oneDNN
@@ -73,14 +77,19 @@ class SliceDenoiser:
         self.bf16 = bf16
         self.self_ensemble = int(self_ensemble)
         self.inferer = SelfEnsembleInferer(self.self_ensemble, SimpleInferer())
+        if reference_noise_hu < 0:
+            raise ValueError(f"reference_noise_hu must be >= 0, got {reference_noise_hu}")
+        self.reference_noise_hu = float(reference_noise_hu)
 
     @classmethod
     def from_header(cls, restorer: nn.Module, header: dict, **kwargs: Any) -> SliceDenoiser:
         """Build for ``restorer`` as its checkpoint ``header`` says it is run: its ``hu_range`` and, unless
-        ``self_ensemble`` is given (and not None), its ``self_ensemble`` (else 1). The CLI and the bundles'
-        inference both build their denoiser here, so the same weights give the same output."""
+        given (and not None), its ``self_ensemble`` (else 1) and ``reference_noise_hu`` (else 0). The CLI and the
+        bundles' inference both build their denoiser here, so the same weights give the same output."""
         if kwargs.get("self_ensemble") is None:
             kwargs["self_ensemble"] = int(header.get("self_ensemble", 1))
+        if kwargs.get("reference_noise_hu") is None:
+            kwargs["reference_noise_hu"] = float(header.get("reference_noise_hu", 0.0))
         return cls(restorer, hu_range=tuple(header.get("hu_range", NETWORK_HU_RANGE)), **kwargs)
 
     @classmethod
@@ -106,6 +115,9 @@ class SliceDenoiser:
         out = net_to_hu(y[:, 0].float().cpu().numpy(), self.hu_range)
         outside = (hu < self.hu_range[0]) | (hu > self.hu_range[1])
         out[outside] = hu[outside]
+        if self.reference_noise_hu:
+            for i in range(len(out)):
+                out[i] = blend_to_reference_noise(hu[i], out[i], self.reference_noise_hu, padding=hu[i] < self.hu_range[0])[0]
         return out
 
     def denoise(self, hu: np.ndarray | MetaTensor) -> np.ndarray | MetaTensor:

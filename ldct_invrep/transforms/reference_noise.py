@@ -1,0 +1,76 @@
+"""Reference-noise blending: keep in the restored slice the noise a normal-dose scan would have.
+
+LIR's restoration ``G_Y(E_X(x))`` (section 3.3) removes the noise it finds, all of it. A normal-dose scan is
+not noise-free, and a low-dose scan's noise is the normal-dose noise plus more: ``x = c + n_r + n_e`` with
+``n_r`` (std ``sigma_r``) and ``n_e`` independent. Given a noise-free estimate ``c`` and the input ``x``, the
+minimum-mean-squared-error estimate of the normal-dose image ``c + n_r`` is
+
+    y = c + a (x - c),    a = sigma_r^2 / sigma_x^2 = (sigma_r / sigma_x)^2,
+
+since ``E[n_r | n_r + n_e] = sigma_r^2 / (sigma_r^2 + sigma_e^2) (n_r + n_e)``. On a noisy input ``a`` is small
+(the output is almost the network's); on an input nearly at normal dose ``a`` nears 1 and the input's detail
+and texture come back instead of being smoothed away, the way CT scanners blend iterative or learned
+reconstructions with the filtered back-projection. ``sigma_x`` is the slice's own noise in flat soft tissue
+(:func:`~ldct_invrep.transforms.lowdose.scan_noise_level`, the statistic dose-relative simulation uses);
+``sigma_r`` is the reference noise a model ships with in its header (``reference_noise_hu``, in the same
+statistic's units). A slice without enough flat soft tissue to measure keeps the network's output (``a = 0``).
+
+Not in MONAI: the weight depends on a CT-specific noise measurement of each input slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+
+from ldct_invrep.transforms.lowdose import scan_noise_level
+
+
+def reference_noise_weight(input_noise_hu: float | None, reference_noise_hu: float) -> float:
+    """The blend weight ``a = min(1, (sigma_r / sigma_x)^2)``; 0 when ``reference_noise_hu`` is 0 or the input's
+    noise is unknown (None) or not positive."""
+    if reference_noise_hu < 0:
+        raise ValueError(f"reference_noise_hu must be >= 0, got {reference_noise_hu}")
+    if not reference_noise_hu or input_noise_hu is None or not input_noise_hu > 0:
+        return 0.0
+    return float(min(1.0, (reference_noise_hu / input_noise_hu) ** 2))
+
+
+def blend_to_reference_noise(
+    noisy_hu: np.ndarray, restored_hu: np.ndarray, reference_noise_hu: float, padding: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """``(restored + a (noisy - restored), a)`` for one 2D HU slice; ``padding`` marks pixels outside the field of
+    view, which never count in the noise measurement."""
+    noisy = np.asarray(noisy_hu, dtype=np.float32)
+    restored = np.asarray(restored_hu, dtype=np.float32)
+    if noisy.ndim != 2 or noisy.shape != restored.shape:
+        raise ValueError(f"expected two HU slices of one shape, got {noisy.shape} and {restored.shape}")
+    a = 0.0
+    if reference_noise_hu:
+        a = reference_noise_weight(scan_noise_level(noisy, padding), reference_noise_hu)
+    if a == 0.0:
+        return restored, 0.0
+    return restored + np.float32(a) * (noisy - restored), a
+
+
+class ReferenceNoiseBlendd(MapTransform):
+    """Dictionary form of :func:`blend_to_reference_noise` for MONAI post-processing: ``keys`` hold the restored
+    HU image (``(H, W)`` or channel-first ``(1, H, W)``), ``input_key`` the HU input it was restored from."""
+
+    def __init__(self, keys: KeysCollection, input_key: str, reference_noise_hu: float, allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.input_key = input_key
+        self.reference_noise_hu = float(reference_noise_hu)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        noisy = torch.as_tensor(d[self.input_key]).detach().cpu().numpy().squeeze()
+        for key in self.key_iterator(d):
+            restored = torch.as_tensor(d[key])  # a MetaTensor stays one, with its metadata
+            out, _ = blend_to_reference_noise(noisy, restored.detach().cpu().numpy().squeeze(), self.reference_noise_hu)
+            d[key] = restored.clone().copy_(torch.from_numpy(out.reshape(tuple(restored.shape))))
+        return d
