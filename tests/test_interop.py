@@ -216,6 +216,8 @@ print("MODULES", int("torch" in sys.modules), int("monai" in sys.modules), code,
         (["evaluate", "{tmp}/missing", "{tmp}/missing2"], (0, 0)),
         (["prepare", "bsd68", "{tmp}/missing"], (0, 0)),
         (["bundle", "export", "nope", "{tmp}/b"], (0, 0)),
+        (["adapt", "{tmp}/missing", "--out", "{tmp}/m.pt"], (0, 0)),
+        (["adapt", "{tmp}", "--out", "{tmp}/m.pt", "--from", "{tmp}/missing_state.pt"], (0, 0)),
         (["info"], (1, 1)),  # validates the weights against their network, as denoise does
     ],
 )

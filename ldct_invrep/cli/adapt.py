@@ -88,6 +88,9 @@ def adapt(
     """
     if minutes is not None and iterations is not None:
         raise click.UsageError("give --minutes or --iterations, not both")
+    for path in (*low_dose, *normal_dose, *(p for p in (from_state,) if p is not None)):
+        if not path.exists():  # before PyTorch and MONAI are imported: a typo costs no start-up time
+            raise InputError(f"{path}: no such file or folder")
 
     import torch
 
