@@ -11,22 +11,16 @@ import json
 import shlex
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import click
 
 from ldct_invrep.errors import InputError
 
-__all__ = ["DEMO_ENTRIES", "run_demo", "sample_series_path"]
+__all__ = ["DEMO_ENTRIES", "run_demo"]
 
 DEMO_ENTRIES = ("quarter_dose", "denoised", "metrics.json")
 """What a demo writes in its output folder (listed in the folder's output marker, ``ldct_invrep.io.OUTPUT_MARKER``)."""
-
-
-def sample_series_path() -> Path:
-    """The TotalSegmentator example CT series shipped in the package (Apache-2.0, 20 slices)."""
-    return Path(str(resources.files("ldct_invrep") / "sample_data" / "totalsegmentator_ct"))
 
 
 def _check_demo_output(output: Path) -> None:
@@ -62,7 +56,8 @@ def run_demo(
         format_results,
         metrics_document,
     )
-    from ldct_invrep.cli.volumes import open_volumes
+    from ldct_invrep.io.volumes import open_volumes
+    from ldct_invrep.package_files import sample_series_path
 
     ctx = click.get_current_context()
     output = Path(output)

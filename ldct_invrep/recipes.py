@@ -293,7 +293,7 @@ def open_ct_sources(dataset_dir: str | os.PathLike, held_out: Sequence[str] = HE
     shipped in the package is always a training source. Returns ``{"train": [...], "test": [...]}``: the files
     of the ``held_out`` patients go to "test". Missing parts raise ``InputError`` naming them.
     """
-    from ldct_invrep.demo import sample_series_path
+    from ldct_invrep.package_files import sample_series_path
 
     root = Path(dataset_dir)
     covid = root / "ct_more" / "covid19_nysbu_chest_axial"

@@ -24,19 +24,13 @@ from ldct_invrep.cli.evaluation import (
     metrics_document,
     unique_labels,
 )
-from ldct_invrep.cli.volumes import (
-    Volume,
-    check_output,
-    open_volumes,
-    output_format,
-    rate_line,
-    storable_hu_range,
-    write_volumes,
-)
+from ldct_invrep.cli.volumes import output_format, rate_line
 from ldct_invrep.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from ldct_invrep.io.volumes import Volume
 
     from ldct_invrep.metrics import Window
 
@@ -206,6 +200,8 @@ def denoise(
       ldct-invrep denoise study/ out/study_lir/ --all-series
       ldct-invrep denoise study/ out/lir/ --series-uid 1.2.840.113619.2.55.3.1234
     """
+    from ldct_invrep.io.volumes import check_output, open_volumes, write_volumes
+
     fmt = output_format(input_path, output, fmt, all_series)
     weights_path = resolve_weights(weights)
     check_output(input_path, output, overwrite, also_read=[weights_path])
@@ -355,6 +351,8 @@ def simulate_dose(
       ldct-invrep simulate-dose scans/full_dose/ out/tenth_dose.nii.gz --dose-fraction 0.1 --seed 7
       ldct-invrep simulate-dose scans/mayo_full/ out/mayo_quarter/ --calibration mayo
     """
+    from ldct_invrep.io.volumes import check_output, open_volumes, write_volumes
+
     fmt = output_format(input_path, output, fmt, all_series)
     check_output(input_path, output, overwrite)
     batch_size = batch_size or 4
@@ -364,6 +362,7 @@ def simulate_dose(
 
     import numpy as np
 
+    from ldct_invrep.io import storable_hu_range
     from ldct_invrep.transforms.lowdose import DEFAULT_INCIDENT_FLUX, DEFAULT_N_VIEWS, simulate_low_dose
 
     label = dose_label(dose_fraction)
@@ -516,6 +515,8 @@ def evaluate(
         raise click.UsageError("give at least one PRED and the REF")
     if len(labels) > len(paths) - 1:
         raise click.UsageError(f"{len(labels)} --label for {len(paths) - 1} PRED")
+    from ldct_invrep.io.volumes import open_volumes
+
     *pred_paths, ref_path = paths
     ref = open_volumes(ref_path)[0]
     preds = [open_volumes(p)[0] for p in pred_paths]

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ldct_invrep import __version__
-from ldct_invrep.cli.volumes import Volume
 from ldct_invrep.errors import InputError
 
 if TYPE_CHECKING:
+    from ldct_invrep.io.volumes import Volume
     from ldct_invrep.metrics import MetricReport, Window
 
 __all__ = ["CT_METHOD_NAMES", "DEFAULT_METRIC_WINDOWS", "WindowParam", "align_to_reference", "evaluate_pairs", "evaluate_volumes", "format_metric_table", "format_results", "metrics_document", "unique_labels"]
@@ -125,6 +125,8 @@ def align_to_reference(pred: Volume, ref: Volume) -> Volume:
     codes = "".join(nio.aff2axcodes(a_pred)), "".join(nio.aff2axcodes(a_ref))
     note = f"{pred.label()}: reoriented from {codes[0]} to {codes[1]} (the reference's voxel order)"
     logger.info("%s: %s", pred.path, note)
+    from ldct_invrep.io.volumes import Volume
+
     return Volume(
         pred.path, info=pred.info, nifti=pred.nifti, aligned=np.ascontiguousarray(xyz.transpose(2, 1, 0)), aligned_note=note
     )
