@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ldct_invrep.errors import InputError
+from ldct_invrep.errors import InputError, Remedy
 from ldct_invrep.io.atomic import atomic_output_dir, check_output_location, check_replaceable
 from ldct_invrep.io.dicom_read import SeriesInfo, scan_all_series, scan_series
 from ldct_invrep.io.dicom_write import DerivedSeriesWriter
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["Volume", "check_nifti_geometry", "check_output", "is_nifti_name", "open_volumes", "write_volumes"]
 
 logger = logging.getLogger(__name__)
+
+#: How an existing output can be replaced (``errors.Remedy``: API and command-line wording).
+PASS_OVERWRITE = Remedy("; pass overwrite=True to replace it", "; pass --overwrite to replace it", "--overwrite")
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -154,7 +157,7 @@ def check_output(input_path: Path, output: Path, overwrite: bool, also_read: Seq
     check_output_location(input_path, output, also_read)
     if output.exists() or output.is_symlink():
         if not overwrite:
-            raise InputError(f"{output}: output already exists; pass --overwrite to replace it")
+            raise InputError(output, "output already exists", remedies=[PASS_OVERWRITE])
         check_replaceable(output)
 
 
