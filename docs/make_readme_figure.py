@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ldct_invrep import viz
-from ldct_invrep.demo import sample_series_path
+from ldct_invrep.package_files import sample_series_path
 from ldct_invrep.inference import SliceDenoiser
 from ldct_invrep.io import atomic_output_file, read_series
 from ldct_invrep.metrics import compute_metrics, resolve_window

@@ -118,7 +118,7 @@ def read_series_slices(
 
 def normal_dose_slices(paths: Sequence[str | os.PathLike[str]] = (), *, recursive: bool = False) -> list[SeriesSlices]:
     """The clean domain: the package's sample series (normal dose, 20 slices) and every series in ``paths``."""
-    from ldct_invrep.demo import sample_series_path
+    from ldct_invrep.package_files import sample_series_path
 
     sample = read_series_slices([sample_series_path()])
     for series in sample:

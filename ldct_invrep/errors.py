@@ -1,6 +1,18 @@
-"""Error types the command line turns into one-line messages, and the OSErrors that count as bad input."""
+"""Error types the command line turns into one-line messages, and the OSErrors that count as bad input.
+
+An :class:`InputError` carries its parts: the ``path`` (file, folder or argument) at fault, the ``problem``
+and any :class:`Remedy` naming a parameter. ``str(error)`` words the remedies for the Python API
+(``force=True``); the command line prints :meth:`InputError.cli_message`, the same line in terms of the
+running command's options (``--force``), with no rewriting of the text.
+"""
+
+from __future__ import annotations
 
 import errno
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+__all__ = ["PLACE_ERRNOS", "WRITE_ERRNOS", "InputError", "Remedy", "first_line"]
 
 #: ``OSError`` numbers of the place being written (disk full, quota, read-only, file too large): not bugs.
 WRITE_ERRNOS = frozenset(
@@ -10,9 +22,53 @@ WRITE_ERRNOS = frozenset(
 PLACE_ERRNOS = WRITE_ERRNOS | {errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.ENOTDIR}
 
 
-class InputError(ValueError):
-    """Bad user input: a missing, unreadable or unsupported file or folder.
+@dataclass(frozen=True)
+class Remedy:
+    """The end of an error message that names a parameter, worded for the Python API (``api``) and for the
+    command line (``cli``). ``option`` is the command-line option ``cli`` needs: a command without it shows
+    ``otherwise`` instead ("" leaves the remedy out). Texts are appended as they are (leading space or
+    punctuation included)."""
 
-    The message is one line and names the offending path first, e.g. ``"scan/: no DICOM files found"``.
-    The CLI prints it and exits with status 2; nothing is written.
+    api: str
+    cli: str
+    option: str | None = None
+    otherwise: str = ""
+
+    def for_cli(self, options: Collection[str] | None) -> str:
+        """The command-line wording for a command with ``options`` (None: every option is available)."""
+        if self.option is None or options is None or self.option in options:
+            return self.cli
+        return self.otherwise
+
+
+class InputError(ValueError):
+    """Bad user input: a missing, unreadable or unsupported file or folder, or a bad argument.
+
+    ``InputError(path, problem, remedies=...)`` reads ``"<path>: <problem><remedies>"``, e.g.
+    ``InputError(folder, "no DICOM files found")``. ``InputError(message)`` is a message that names its
+    subject itself (an argument rather than a file: ``"window 'x': unknown window name"``). The CLI prints one
+    line and exits with status 2; nothing is written.
     """
+
+    def __init__(self, path: object, problem: str | None = None, *, remedies: Sequence[Remedy] = ()) -> None:
+        if problem is None:
+            path, problem = None, str(path)
+        self.path = path
+        self.problem = problem
+        self.remedies = tuple(remedies)
+        super().__init__(self._line("".join(r.api for r in self.remedies)))
+
+    def _line(self, remedies: str) -> str:
+        text = f"{self.problem}{remedies}"
+        return text if self.path is None else f"{self.path}: {text}"
+
+    def cli_message(self, options: Collection[str] | None = None) -> str:
+        """The one line the command line prints: remedies in terms of ``options``, the running command's
+        option names (None: every option is available)."""
+        return " ".join(self._line("".join(r.for_cli(options) for r in self.remedies)).split())
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """``exc``'s message on one line, at most ``limit`` characters (its type's name when it has none)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,4 +1,5 @@
-"""Where the files that ship with ldct-invrep are: the default weights, the MONAI bundles, the data manifests.
+"""Where the files that ship with ldct-invrep are: the default weights, the MONAI bundles, the data manifests,
+the sample CT series.
 
 Importing this module costs nothing (no torch, no MONAI), so the command line can name a missing file
 before it loads anything heavy. ``bundles/`` and ``data_manifests/`` live at the top of the source
@@ -24,6 +25,7 @@ __all__ = [
     "data_manifests_dir",
     "default_weights_path",
     "export_bundle",
+    "sample_series_path",
 ]
 
 DEFAULT_WEIGHTS_NAME = "lir_ct.pt"
@@ -35,6 +37,11 @@ WEIGHTS_BUNDLE = "ldct_simulated"
 
 def _package_dir() -> Path:
     return Path(str(resources.files("ldct_invrep")))
+
+
+def sample_series_path() -> Path:
+    """The TotalSegmentator example CT series shipped in the package (Apache-2.0, 20 slices): what ``demo`` runs on."""
+    return _package_dir() / "sample_data" / "totalsegmentator_ct"
 
 
 def default_weights_path() -> Path:

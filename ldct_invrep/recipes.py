@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 
 from ldct_invrep.data.natural import IMAGE_SUFFIXES
 from ldct_invrep.errors import InputError
+from ldct_invrep.pipelines import denoise_series_folder  # the CT bundles' inference entry: the CLI's pipeline
 
 __all__ = [
     "bundle_checkpoint",
@@ -293,7 +293,7 @@ def open_ct_sources(dataset_dir: str | os.PathLike, held_out: Sequence[str] = HE
     shipped in the package is always a training source. Returns ``{"train": [...], "test": [...]}``: the files
     of the ``held_out`` patients go to "test". Missing parts raise ``InputError`` naming them.
     """
-    from ldct_invrep.demo import sample_series_path
+    from ldct_invrep.package_files import sample_series_path
 
     root = Path(dataset_dir)
     covid = root / "ct_more" / "covid19_nysbu_chest_axial"
@@ -517,61 +517,6 @@ def self_ensemble_size(header: dict[str, Any], chosen: int | None = None) -> int
 
 
 # --------------------------------------------------------------------------------------------- inference
-def denoise_series_folder(
-    network: nn.Module,
-    input_dir: str | os.PathLike,
-    output_dir: str | os.PathLike,
-    device: str | torch.device = "cpu",
-    batch_size: int | None = None,
-    bf16: bool = False,
-    overwrite: bool = False,
-    recursive: bool = True,
-    self_ensemble: int | None = None,
-    header: dict[str, Any] | None = None,
-) -> list[str]:
-    """Denoise every DICOM CT series under ``input_dir`` slice by slice and write each as a derived series
-    (``io.write_derived_series``) to ``output_dir/<SeriesInstanceUID>/``. Returns the output folders.
-
-    The denoiser is built as the CLI builds it (``inference.SliceDenoiser.from_header``): the checkpoint
-    ``header``'s HU range and self-ensemble unless ``self_ensemble`` is given, ``batch_size`` None by device,
-    so the same weights give the same output. A progress bar per series and a summary line go to stderr.
-    """
-    from tqdm import tqdm
-
-    from ldct_invrep.inference import SliceDenoiser
-    from ldct_invrep.io import scan_all_series, write_derived_series
-
-    if input_dir is None:
-        raise InputError("inference: no input folder; pass --input_dir (a folder of DICOM series)")
-    denoiser = SliceDenoiser.from_header(
-        network, header or {}, device=device, batch_size=batch_size, bf16=bf16, self_ensemble=self_ensemble
-    )
-    t0, n_slices, outputs = time.perf_counter(), 0, []
-    for info in scan_all_series(input_dir, recursive=recursive):
-        target = Path(output_dir) / info.series_uid
-        batches = (hu for _, hu in info.iter_batches(denoiser.batch_size))
-        with tqdm(total=len(info), desc=f"denoise {info.series_uid[-12:]}", unit="slice", file=sys.stderr, leave=False) as bar:
-            write_derived_series(info, _counted(denoiser.iter_denoised(batches), bar), target, method="LIR", overwrite=overwrite)
-        n_slices += len(info)
-        outputs.append(str(target))
-    seconds = time.perf_counter() - t0
-    print(
-        f"denoised {n_slices} slices of {len(outputs)} series in {seconds:.1f} s "
-        f"({seconds / max(n_slices, 1):.2f} s/slice, self-ensemble {denoiser.self_ensemble}) -> {output_dir}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return outputs
-
-
-def _counted(batches: Iterable[np.ndarray], bar: Any) -> Iterable[np.ndarray]:
-    """The slices of ``batches`` one by one, ticking the progress ``bar``."""
-    for batch in batches:
-        for s in batch:
-            yield s
-            bar.update(1)
-
-
 def denoise_image_folder(
     network: nn.Module,
     input_dir: str | os.PathLike,

@@ -49,7 +49,7 @@ def _tiny_trainer(iterations: int, epochs: int = 1):
     from torch.utils.data import DataLoader
 
     from ldct_invrep.data import UnpairedPatchDataset
-    from ldct_invrep.demo import sample_series_path
+    from ldct_invrep.package_files import sample_series_path
     from ldct_invrep.engine import LIRTrainer, build_lir, make_optimizers, make_schedulers
     from ldct_invrep.io import read_series
     from ldct_invrep.losses import LIRLossWeights

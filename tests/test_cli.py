@@ -429,10 +429,10 @@ def test_train_runs_bundle_with_overrides(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------------------------- demo
 def test_demo_on_two_slices(sample_series: Path, tiny_weights: Path, tmp_path: Path, monkeypatch) -> None:
-    from ldct_invrep import demo
+    from ldct_invrep import package_files
 
     two = copy_slices(sample_series, tmp_path / "sample2", 2)
-    monkeypatch.setattr(demo, "sample_series_path", lambda: two)
+    monkeypatch.setattr(package_files, "sample_series_path", lambda: two)
     out = tmp_path / "demo"
     text = invoke("demo", "--output", out, "--weights", tiny_weights, "--quiet").stdout
     for step in ("[1/3]", "[2/3]", "[3/3]", "ldct-invrep simulate-dose", "ldct-invrep denoise", "ldct-invrep evaluate"):

@@ -169,3 +169,37 @@ def test_missing_input_and_bad_usage(tmp_path: Path, tiny_weights: Path) -> None
     invoke("denoise", tmp_path, tmp_path / "x.nii.gz", "--format", "dicom", code=2)
     invoke("denoise", tmp_path, "--batch-size", 0, code=2)
     shutil.rmtree(tmp_path / "den", ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- structured errors
+def test_input_error_words_its_remedies_for_the_api_and_for_each_command(tmp_path: Path) -> None:
+    import pickle
+
+    from ldct_invrep.errors import InputError
+    from ldct_invrep.io.dicom_read import CHOOSE_SERIES
+
+    error = InputError(tmp_path, "2 DICOM series found: a, b; ", remedies=CHOOSE_SERIES)
+    assert (error.path, error.problem) == (tmp_path, "2 DICOM series found: a, b; ")
+    assert str(error) == f"{tmp_path}: 2 DICOM series found: a, b; choose one with series_uid (or read them all with read_all_series)"
+    assert error.cli_message() == f"{tmp_path}: 2 DICOM series found: a, b; choose one with --series-uid (or read them all with --all-series)"
+    assert error.cli_message({"--label"}) == f"{tmp_path}: 2 DICOM series found: a, b; give the folder of one series"
+    assert pickle.loads(pickle.dumps(error)).cli_message({"--series-uid"}).endswith("choose one with --series-uid")
+    plain = InputError("methods: none given")
+    assert plain.path is None and str(plain) == plain.cli_message() == "methods: none given"
+
+
+def test_two_series_folder_names_the_options_of_the_command(sample_series: Path, tmp_path: Path) -> None:
+    from ldct_invrep.io.volumes import open_volumes
+
+    study = tmp_path / "study"
+    copy_slices(sample_series, study, 2)
+    for path in sorted(study.iterdir())[:1]:
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID = "1.2.826.0.1.3680043.10.999.7"
+        ds.save_as(path)
+    line = error_lines(invoke("simulate-dose", study, tmp_path / "sim", code=2))[0]
+    assert "choose one with --series-uid (or read them all with --all-series)" in line and "series_uid " not in line
+    line = error_lines(invoke("evaluate", study, study, code=2))[0]
+    assert line.endswith("give the folder of one series"), line
+    with pytest.raises(Exception, match=r"choose one with series_uid \(or read them all with read_all_series\)"):
+        open_volumes(study)

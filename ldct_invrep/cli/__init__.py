@@ -10,9 +10,12 @@ Exit status: 0 done; 2 bad usage or bad input (one line ``error: <path>: <proble
 (one line; rerun with ``--debug`` for the traceback); 130 interrupted. Outputs are written atomically: an
 interrupted or failed run leaves no partial output.
 
-Modules: ``commands`` (the click commands), ``adapt`` (the adapt command), ``console`` (exit statuses, stderr
-lines), ``volumes`` (open and stream DICOM/NIfTI volumes), ``evaluation`` (metric tables). Heavy modules (torch,
-MONAI, pydicom) are imported inside the commands so that ``--help`` stays fast.
+Modules: ``commands`` (the group, every command registered on it, the entry point), one module per command
+(``denoise``, ``simulate``, ``evaluation``, ``info``, ``prepare``, ``train``, ``shipped``: fetch and bundle
+export, ``demo``, ``adapt``), ``options`` (shared options), ``console`` (exit statuses, stderr lines; an
+``InputError`` is printed with its remedies in the command's options), ``volumes`` (output format, rate line).
+What the commands do to volumes is ``ldct_invrep.pipelines``. Heavy modules (torch, MONAI, pydicom) are
+imported inside the commands so that ``--help`` stays fast.
 """
 
 from ldct_invrep.cli.commands import cli, main

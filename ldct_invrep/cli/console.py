@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import re
 import signal
 import sys
 import threading
@@ -21,7 +20,7 @@ from typing import Any
 
 import click
 
-from ldct_invrep.errors import PLACE_ERRNOS, InputError
+from ldct_invrep.errors import PLACE_ERRNOS, InputError, first_line
 
 __all__ = [
     "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CLIError", "ExitStatusGroup", "Terminated", "first_line",
@@ -69,35 +68,6 @@ class CLIError(click.ClickException):
             click.echo(f"hint: {self.hint}", err=True)
 
 
-# The data layer names its keyword arguments in messages; on the command line they are options. Each entry:
-# (pattern, option, its wording, (clause, rewording) used instead when the command has no such option).
-_API_TO_OPTION: tuple[tuple[str, str | None, str, tuple[str, str]], ...] = (
-    (r"\bforce=True\b", "--force", "--force", (r"\s*\([^()]*\bforce=True\b[^()]*\)", "")),
-    (r"\bread_all_series\b", "--all-series", "--all-series", (r"\s*\(or read them all with read_all_series\)", "")),
-    (r"\bseries_uid\b", "--series-uid", "--series-uid", (r"choose one with series_uid", "give the folder of one series")),
-    (r"\brecursive=True\b", "--recursive", "--recursive (-r)", (r"look inside them with recursive=True", "give the sub-folder that holds the series")),
-    (r"\ballow overwrite\b", "--overwrite", "pass --overwrite", (r"\s*\bor allow overwrite\b", "")),
-    (r"\bfix the file or pass a fill value\b", None, "fix the file (e.g. set them to -1024 HU)", ("", "")),
-)
-
-
-def _cli_wording(message: str, options: set[str] | None = None) -> str:
-    """Rewrite the part after ``<path>: `` of an :class:`InputError` in terms of command-line options.
-
-    ``options`` are the command's option names: a hint about an option it lacks is dropped or reworded
-    (e.g. ``evaluate`` has no ``--force``); None: every option is taken as available.
-    """
-    text = " ".join(str(message).split())
-    head, sep, tail = text.partition(": ")
-    if not sep:
-        head, tail = "", text
-    for pattern, option, wording, (clause, instead) in _API_TO_OPTION:
-        if option is not None and options is not None and option not in options and clause:
-            tail = re.sub(clause, instead, tail)
-        tail = re.sub(pattern, wording, tail)
-    return f"{head}{sep}{tail}"
-
-
 def input_error_cause(exc: BaseException) -> InputError | None:
     """The :class:`InputError` an exception wraps, if any: MONAI's config parser re-raises the error of an
     expression as ``RuntimeError("Failed to evaluate ConfigExpression ...")`` from it (bundles under ``train``)."""
@@ -140,7 +110,7 @@ class ExitStatusGroup(click.Group):
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple:
         name, cmd, rest = super().resolve_command(ctx, args)
-        ctx.meta["ldct_invrep.command"] = cmd  # its options word the error messages
+        ctx.meta["ldct_invrep.command"] = cmd  # its options word the remedies of an InputError
         return name, cmd, rest
 
     @staticmethod
@@ -169,7 +139,7 @@ class ExitStatusGroup(click.Group):
         except InputError as exc:
             if debug:
                 click.echo(traceback.format_exc(), err=True)
-            raise CLIError(_cli_wording(str(exc), self._options(ctx)), EXIT_USAGE) from exc
+            raise CLIError(exc.cli_message(self._options(ctx)), EXIT_USAGE) from exc
         except Terminated as exc:
             if debug:
                 click.echo(traceback.format_exc(), err=True)
@@ -192,7 +162,7 @@ class ExitStatusGroup(click.Group):
             if wrapped is not None:
                 if debug:
                     click.echo(traceback.format_exc(), err=True)
-                raise CLIError(_cli_wording(str(wrapped), self._options(ctx)), EXIT_USAGE) from exc
+                raise CLIError(wrapped.cli_message(self._options(ctx)), EXIT_USAGE) from exc
             raise self._unexpected(exc, debug) from exc
         finally:
             for sig, old in previous_handlers.items():
@@ -216,11 +186,6 @@ class ExitStatusGroup(click.Group):
             EXIT_FAILURE,
             hint=f"rerun with --debug for the traceback: ldct-invrep --debug {argv}".rstrip(),
         )
-
-
-def first_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def say(message: str, quiet: bool = False) -> None:

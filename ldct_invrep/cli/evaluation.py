@@ -1,5 +1,5 @@
-"""``evaluate``'s machinery: HU window option, streaming per-slice metrics, tables and the JSON record;
-``evaluate --pairs``: methods on the pairs of a datalist (``ldct_invrep.evaluation``)."""
+"""``ldct-invrep evaluate``: PSNR, SSIM and RMSE of predictions against a reference on named HU windows
+(``pipelines.evaluate``), and with ``--pairs`` the methods on the pairs of a datalist (``ldct_invrep.evaluation``)."""
 
 from __future__ import annotations
 
@@ -14,21 +14,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ldct_invrep import __version__
-from ldct_invrep.cli.volumes import Volume
+from ldct_invrep.cli.options import set_threads, threads_option
 from ldct_invrep.errors import InputError
 
 if TYPE_CHECKING:
-    from ldct_invrep.metrics import MetricReport, Window
+    from ldct_invrep.metrics import Window
 
-__all__ = ["CT_METHOD_NAMES", "DEFAULT_METRIC_WINDOWS", "WindowParam", "align_to_reference", "evaluate_pairs", "evaluate_volumes", "format_metric_table", "format_results", "metrics_document", "unique_labels"]
+__all__ = ["CT_METHOD_NAMES", "WindowParam", "evaluate", "evaluate_pairs"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METRIC_WINDOWS = ("abdomen", "full")
-#: Geometry agreement needed to compare two volumes voxel by voxel: voxel steps within this fraction ...
-GEOMETRY_STEP_RTOL = 1e-3
-#: ... and the first voxels' centres within this fraction of the smallest voxel size.
-GEOMETRY_ORIGIN_TOL_VOXELS = 0.1
 #: ``ldct_invrep.evaluation.CT_METHODS`` (kept literal so ``--help`` does not import the evaluation module).
 CT_METHOD_NAMES = ("input", "bm3d", "bm3d_blind", "lir", "redcnn")
 
@@ -58,177 +53,6 @@ class WindowParam(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-def unique_labels(volumes: Sequence[Volume], given: Sequence[str]) -> list[str]:
-    labels = list(given) + [v.label() for v in volumes[len(given) :]]
-    seen: dict[str, int] = {}
-    out = []
-    for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        out.append(label if seen[label] == 1 and labels.count(label) == 1 else f"{label}#{seen[label]}")
-    return out
-
-
-def _geometry_difference(a_pred, a_ref) -> str:
-    """What differs between two index -> RAS affines beyond the tolerances, or ''."""
-    import numpy as np
-
-    steps_p, steps_r = np.linalg.norm(a_pred[:3, :3], axis=0), np.linalg.norm(a_ref[:3, :3], axis=0)
-    if not np.allclose(steps_p, steps_r, rtol=GEOMETRY_STEP_RTOL, atol=0):
-        fmt = lambda v: " x ".join(f"{x:.4g}" for x in v)  # noqa: E731
-        return f"voxel size {fmt(steps_p)} mm vs {fmt(steps_r)} mm"
-    if not np.allclose(a_pred[:3, :3] / steps_p, a_ref[:3, :3] / steps_r, atol=GEOMETRY_STEP_RTOL):
-        return "axis directions differ (the volumes are rotated or sheared against each other)"
-    shift = float(np.linalg.norm(a_pred[:3, 3] - a_ref[:3, 3]))
-    if shift > GEOMETRY_ORIGIN_TOL_VOXELS * float(steps_r.min()):
-        return f"origin differs by {shift:.3g} mm"
-    return ""
-
-
-def align_to_reference(pred: Volume, ref: Volume) -> Volume:
-    """``pred`` on ``ref``'s voxel grid: as it is when the geometries agree, reoriented (axes permuted and
-    flipped, in memory) when only the voxel order differs (e.g. a NIfTI in LAS against a DICOM series in LPS);
-    :class:`InputError` naming ``pred`` when the shape, voxel size, directions or origin disagree beyond
-    :data:`GEOMETRY_STEP_RTOL` / :data:`GEOMETRY_ORIGIN_TOL_VOXELS`. A NIfTI without qform/sform is compared
-    voxel by voxel, with a note. What was done is in ``aligned_note``."""
-    import numpy as np
-    from nibabel import orientations as nio
-
-    def shape_error(shape: tuple[int, ...]) -> InputError:
-        return InputError(
-            f"{pred.path}: shape {shape} (slices, rows, cols) differs from the reference {ref.path} shape {ref.shape}"
-        )
-
-    if not (pred.has_geometry and ref.has_geometry):
-        if pred.shape != ref.shape:
-            raise shape_error(pred.shape)
-        pred.aligned_note = f"{pred.label()}: compared voxel by voxel (no qform/sform, geometry unknown)"
-        return pred
-    a_pred, a_ref = pred.affine_ras(), ref.affine_ras()
-    ornt = nio.ornt_transform(nio.io_orientation(a_pred), nio.io_orientation(a_ref))
-    if np.array_equal(ornt, [[0, 1], [1, 1], [2, 1]]):
-        if pred.shape != ref.shape:
-            raise shape_error(pred.shape)
-        problem = _geometry_difference(a_pred, a_ref)
-        if problem:
-            raise InputError(f"{pred.path}: geometry differs from the reference {ref.path}: {problem}")
-        return pred
-    shape_xyz = pred.shape[::-1]
-    new_shape = tuple(int(shape_xyz[int(axis)]) for axis in np.argsort(ornt[:, 0]))[::-1]
-    if new_shape != ref.shape:
-        raise shape_error(new_shape)
-    aligned_affine = a_pred @ nio.inv_ornt_aff(ornt, shape_xyz)
-    problem = _geometry_difference(aligned_affine, a_ref)
-    if problem:
-        raise InputError(f"{pred.path}: geometry differs from the reference {ref.path}: {problem}")
-    hu = pred.info.read_hu() if pred.info is not None else pred.nifti.hu  # type: ignore[union-attr]
-    xyz = nio.apply_orientation(hu.transpose(2, 1, 0), ornt)
-    codes = "".join(nio.aff2axcodes(a_pred)), "".join(nio.aff2axcodes(a_ref))
-    note = f"{pred.label()}: reoriented from {codes[0]} to {codes[1]} (the reference's voxel order)"
-    logger.info("%s: %s", pred.path, note)
-    return Volume(
-        pred.path, info=pred.info, nifti=pred.nifti, aligned=np.ascontiguousarray(xyz.transpose(2, 1, 0)), aligned_note=note
-    )
-
-
-def evaluate_volumes(
-    preds: Sequence[Volume],
-    ref: Volume,
-    windows: Sequence[Window],
-    labels: Sequence[str],
-    ref_label: str,
-    batch_size: int = 8,
-) -> dict[Window, list[MetricReport]]:
-    """Per-slice metrics of each prediction against ``ref`` in each window, reading ``batch_size`` slices at a time."""
-    import numpy as np
-
-    from ldct_invrep.metrics import MetricReport, compute_metrics
-
-    for pred in preds:
-        if pred.shape != ref.shape:
-            raise InputError(
-                f"{pred.path}: shape {pred.shape} (slices, rows, cols) differs from the reference {ref.path} shape {ref.shape}"
-            )
-        if pred.info is not None and ref.info is not None:
-            shift = np.abs(pred.info.slice_positions - ref.info.slice_positions).max()
-            if shift > 0.01:
-                logger.warning("%s: slice positions differ from the reference by up to %.3g mm", pred.path, shift)
-    per_slice: dict[tuple[int, int], list] = {(w, p): [] for w in range(len(windows)) for p in range(len(preds))}
-    streams = [v.batches(batch_size) for v in preds]
-    for start, ref_hu in ref.batches(batch_size):
-        for p, stream in enumerate(streams):
-            pred_start, pred_hu = next(stream)
-            assert pred_start == start
-            for w, window in enumerate(windows):
-                per_slice[(w, p)].extend(compute_metrics(pred_hu, ref_hu, window))
-    return {
-        window: [MetricReport(window, per_slice[(w, p)], method=labels[p], reference=ref_label) for p in range(len(preds))]
-        for w, window in enumerate(windows)
-    }
-
-
-def format_metric_table(reports: Sequence[MetricReport]) -> str:
-    """One window's table: a row per slice, then mean and std rows; one column group per prediction."""
-    from ldct_invrep.metrics import SSIM_SIGMA, SSIM_WIN_SIZE
-
-    first = reports[0]
-    window = first.window
-    n = len(first.per_slice)
-    title = (
-        f"window {window.label()}, data range {window.data_range:g} HU (both images clipped to the window)\n"
-        f"{' | '.join(r.method for r in reports)} vs {first.reference}, {n} slice{'s' if n != 1 else ''}; "
-        f"SSIM on clipped HU, Gaussian {SSIM_WIN_SIZE}x{SSIM_WIN_SIZE} sigma {SSIM_SIGMA}"
-    )
-    columns = (("psnr", "PSNR [dB]", 2), ("ssim", "SSIM", 4), ("rmse_hu", "RMSE [HU]", 1))
-
-    def fmt(x: float, d: int) -> str:
-        return f"{x:.{d}f}" if math.isfinite(x) else str(x)
-
-    header = ["slice"] + [[t for _, t, _ in columns] for _ in reports]
-    body = [[str(i)] + [[fmt(getattr(r.per_slice[i], k), d) for k, _, d in columns] for r in reports] for i in range(n)]
-    summaries = [r.summary for r in reports]
-    stats = [[stat] + [[fmt(s[k][stat], d) for k, _, d in columns] for s in summaries] for stat in ("mean", "std")]
-    rows = [header, *body, *stats]
-    w0 = max(len(r[0]) for r in rows)
-    widths = [[max(len(r[1 + g][c]) for r in rows) for c in range(len(columns))] for g in range(len(reports))]
-    group_w = [sum(w) + 2 * (len(w) - 1) for w in widths]
-
-    def line(row: list) -> str:
-        groups = ["  ".join(c.rjust(w) for c, w in zip(cells, widths[g])) for g, cells in enumerate(row[1:])]
-        return row[0].ljust(w0) + "  " + " | ".join(groups)
-
-    names = " " * w0 + "  " + " | ".join(r.method[:gw].center(gw) for r, gw in zip(reports, group_w))
-    rule = "-" * len(line(header))
-    return "\n".join([title, names.rstrip(), line(header), rule, *(line(r) for r in body), rule, *(line(r) for r in stats)])
-
-
-def format_results(results: dict, summary_only: bool = False, notes: Sequence[str] = ()) -> str:
-    """Every window's table: per slice with one column group per prediction, or (``summary_only``) one row
-    per prediction with mean ± std (``ldct_invrep.metrics.compare_reports``). ``notes`` (e.g. how a
-    prediction was reoriented onto the reference) head every table."""
-    from ldct_invrep.metrics import compare_reports
-
-    head = "".join(f"geometry: {n}\n" for n in notes if n)
-    if summary_only:
-        return "\n\n".join(head + compare_reports(reports) for reports in results.values())
-    return "\n\n".join(head + format_metric_table(reports) for reports in results.values())
-
-
-def metrics_document(results: dict, preds: Sequence[Volume], ref: Volume, labels: Sequence[str]) -> dict[str, Any]:
-    """JSON-able record of an evaluation: inputs, windows and every report (per slice and summary)."""
-    from ldct_invrep.io.atomic import JSON_STAMP_KEY
-
-    return {
-        JSON_STAMP_KEY: __version__,
-        "reference": {"path": str(ref.path), "label": ref.label(), "shape": list(ref.shape)},
-        "predictions": [
-            {"path": str(p.path), "label": lab, "shape": list(p.shape), **({"geometry": p.aligned_note} if p.aligned_note else {})}
-            for p, lab in zip(preds, labels)
-        ],
-        "windows": [{"name": w.name, "lo": w.lo, "hi": w.hi, "data_range": w.data_range} for w in results],
-        "reports": [r.to_dict() for reports in results.values() for r in reports],
-    }
-
-
 def evaluate_pairs(
     datalist: Path,
     methods: Sequence[str],
@@ -244,13 +68,11 @@ def evaluate_pairs(
 ) -> None:
     """``evaluate --pairs``: every method on every pair of ``datalist``'s "test" section; prints one Markdown
     table per pair and the mean (``summary``: the mean only), or (``json_out == "-"``) the rows as JSON."""
-    import torch
-
     from ldct_invrep.evaluation import build_methods, evaluate_methods, load_pairs_from_datalist
     from ldct_invrep.metrics import resolve_window
+    from ldct_invrep.pipelines import DEFAULT_METRIC_WINDOWS
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     wins = list(dict.fromkeys(windows)) or [resolve_window(w) for w in DEFAULT_METRIC_WINDOWS]
     built = build_methods(list(dict.fromkeys(methods)), lir_weights=weights, bm3d_sigma_hu=bm3d_sigma,
                           redcnn_weights=redcnn_weights, bm3d_blind_factor=bm3d_blind_factor)
@@ -273,8 +95,121 @@ def evaluate_pairs(
     else:
         click.echo(result.to_markdown(level=2, per_image=True))
     if json_out is not None:
-        from ldct_invrep.io import atomic_output_file
+        from ldct_invrep.pipelines import write_metrics_json
 
-        with atomic_output_file(json_out, overwrite=True, own_only=True) as tmp:  # replaces only a document of ours
-            tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+        write_metrics_json(json_out, document)  # replaces only a document of ours
+        click.echo(f"wrote {json_out}", err=True)
+
+
+@click.command(short_help="PSNR, SSIM, RMSE of predictions against a reference, per slice.")
+@click.argument("paths", metavar="PRED... REF", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--window", "-w", "windows", type=WindowParam(), multiple=True,
+    help="HU window: a name (abdomen, full, lung, bone, brain, ...) or LO,HI; repeat for several. "
+    "[default: abdomen [-160, 240] and full [-1024, 3072]]",
+)
+@click.option("--label", "labels", multiple=True, metavar="NAME", help="Column name of each PRED, in order. [default: file/folder names]")
+@click.option(
+    "--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="PATH",
+    help="Also write the per-slice metrics as JSON to PATH (.json; replaces only a metrics file of ldct-invrep); "
+    "`--json -` writes only JSON to stdout.",
+)
+@click.option("--summary", is_flag=True, help="Only mean ± std: one row per prediction.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Slices read at a time.")
+@click.option(
+    "--pairs", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="DATALIST",
+    help="Instead of PRED... REF: run --method on each noisy/clean pair of this datalist's 'test' section "
+    "(e.g. written by `prepare ldct-dev`); one table per pair and the mean.",
+)
+@click.option(
+    "--method", "-m", "methods", multiple=True, type=click.Choice(CT_METHOD_NAMES),
+    help="With --pairs: a method to run; repeat for several. [default: input and lir]",
+)
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --pairs: the LIR checkpoint (self-ensemble as its header says). [default: the shipped weights]")
+@click.option("--bm3d-sigma", type=click.FloatRange(min=0), default=None, help="With --pairs: BM3D's sigma in HU (tune it on training pairs).")
+@click.option("--bm3d-blind-factor", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --pairs: blind BM3D's sigma = FACTOR x each slice's noise level. [default: the factor fitted on the default model's simulated training pairs]")
+@click.option("--redcnn-weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="With --pairs: a RED-CNN checkpoint.")
+@threads_option
+def evaluate(
+    paths: tuple[Path, ...], windows: tuple[Window, ...], labels: tuple[str, ...], json_out: str | None,
+    summary: bool, batch_size: int, pairs: Path | None, methods: tuple[str, ...], weights: Path | None,
+    bm3d_sigma: float | None, bm3d_blind_factor: float | None, redcnn_weights: Path | None, threads: int | None,
+) -> None:
+    """PSNR, SSIM and RMSE (HU) of one or more predictions against a reference, per slice and mean ± std.
+
+    Give one or more PRED scans then the REF scan (each a DICOM series folder, a DICOM file or a NIfTI
+    file); all must cover the same voxels. A PRED stored in another axis order (e.g. a NIfTI in LAS against
+    a DICOM series in LPS) is reoriented onto the REF grid, which the table notes; voxel size, direction or
+    origin that disagree are refused. Both images are clipped to the window and
+    the data range is its width, so every figure names its window: by default the abdomen window
+    [-160, 240] HU (data range 400, the RED-CNN/CTformer convention) and the full range [-1024, 3072] HU
+    (data range 4096). Several PRED give one table per window with one column group per prediction.
+
+    \b
+    Examples:
+      ldct-invrep evaluate out/denoised/ scans/full_dose/
+      ldct-invrep evaluate scans/quarter_dose/ out/denoised/ scans/full_dose/ --label quarter --label LIR
+      ldct-invrep evaluate pred.nii.gz ref.nii.gz --window lung --window=-1000,200 --json metrics.json
+      ldct-invrep evaluate pred.nii.gz ref.nii.gz --summary --json -
+
+    With --pairs DATALIST the methods (input, bm3d, bm3d_blind, lir, redcnn) run on every noisy/clean
+    pair of the datalist (DICOM, NIfTI, .npy, TIFF or MATLAB .mat entries) and each pair gets a table:
+    PSNR and SSIM per window, the soft-tissue bias (mean of output minus reference where the reference
+    is in (-100, 200) HU) and the seconds per slice; then the mean over pairs.
+
+    \b
+      ldct-invrep prepare ldct-dev ../shared/data --out datalists/
+      ldct-invrep evaluate --pairs datalists/ldct_dev.json -m input -m bm3d_blind -m lir --threads 2
+    """
+    if json_out not in (None, "-"):  # also catches `--json PRED REF`, where PRED was taken as the JSON path
+        if not str(json_out).lower().endswith(".json"):
+            raise click.BadParameter(f"{json_out!r} does not end in .json (use --json - for stdout)", param_hint="--json")
+        if Path(json_out).is_dir():
+            raise click.BadParameter(f"{json_out} is a folder", param_hint="--json")
+        from ldct_invrep.io import check_replaceable
+
+        check_replaceable(Path(json_out))  # before the work: only a metrics file of ours is replaced
+    if pairs is not None:
+        if paths or labels:
+            raise click.UsageError("--pairs takes no PRED/REF and no --label")
+        evaluate_pairs(pairs, methods or ("input", "lir"), windows, json_out, summary, weights=weights,
+                       bm3d_sigma=bm3d_sigma, bm3d_blind_factor=bm3d_blind_factor, redcnn_weights=redcnn_weights,
+                       threads=threads)
+        return
+    if methods or weights or bm3d_sigma is not None or bm3d_blind_factor is not None or redcnn_weights or threads:
+        raise click.UsageError("--method, --weights, --bm3d-sigma, --bm3d-blind-factor, --redcnn-weights and --threads need --pairs")
+    if len(paths) < 2:
+        raise click.UsageError("give at least one PRED and the REF")
+    if len(labels) > len(paths) - 1:
+        raise click.UsageError(f"{len(labels)} --label for {len(paths) - 1} PRED")
+    from ldct_invrep.io.volumes import open_volumes
+
+    *pred_paths, ref_path = paths
+    ref = open_volumes(ref_path)[0]
+    preds = [open_volumes(p)[0] for p in pred_paths]
+    from ldct_invrep.metrics import resolve_window  # imports torch and MONAI: after the cheap checks of the input
+    from ldct_invrep.pipelines import (
+        DEFAULT_METRIC_WINDOWS,
+        align_to_reference,
+        evaluate_volumes,
+        format_results,
+        metrics_document,
+        unique_labels,
+        write_metrics_json,
+    )
+
+    set_threads(threads)
+    wins = list(dict.fromkeys(list(windows) or [resolve_window(w) for w in DEFAULT_METRIC_WINDOWS]))
+    names = unique_labels(preds, labels)
+    preds = [align_to_reference(p, ref) for p in preds]
+    results = evaluate_volumes(preds, ref, wins, names, ref.label(), batch_size=batch_size)
+    document = metrics_document(results, preds, ref, names)
+    if json_out == "-":
+        click.echo(json.dumps(document, indent=2, allow_nan=False))
+        return
+    click.echo(format_results(results, summary, notes=[p.aligned_note for p in preds]))
+    if json_out is not None:
+        write_metrics_json(json_out, document)  # replaces only a JSON document of ldct-invrep
         click.echo(f"wrote {json_out}", err=True)

@@ -35,6 +35,7 @@ from ldct_invrep.io.dicom_write import (
     DerivedSeriesPaths,
     DerivedSeriesWriter,
     hu_to_stored,
+    storable_hu_range,
     write_derived_series,
 )
 from ldct_invrep.io.nifti import NiftiVolume, read_nifti, write_nifti
@@ -68,6 +69,7 @@ __all__ = [
     "scan_all_series",
     "scan_folder",
     "scan_series",
+    "storable_hu_range",
     "write_derived_series",
     "write_nifti",
 ]

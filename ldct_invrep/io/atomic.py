@@ -36,7 +36,7 @@ from pathlib import Path
 from ldct_invrep import __version__
 from ldct_invrep.errors import PLACE_ERRNOS as _PLACE_ERRNOS
 from ldct_invrep.errors import WRITE_ERRNOS as _WRITE_ERRNOS
-from ldct_invrep.errors import InputError
+from ldct_invrep.errors import InputError, Remedy
 
 __all__ = [
     "JSON_STAMP_KEY",
@@ -61,6 +61,8 @@ OUTPUT_MARKER = ".ldct-invrep-output"
 """File in every output folder: JSON ``{"written_by", "version", "entries"}``, the names the tool wrote there."""
 JSON_STAMP_KEY = "ldct_invrep_version"
 """Top-level key of every JSON document the tool writes (metrics, datalists)."""
+#: How an existing output can be replaced (``errors.Remedy``: API and command-line wording).
+OR_OVERWRITE = Remedy(" or allow overwrite", " or pass --overwrite", "--overwrite")
 
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
 _TEMP_RE = re.compile(
@@ -235,7 +237,7 @@ def _check_target(target: Path, overwrite: bool, *, want_dir: bool, own_only: bo
         what = "a symbolic link" if target.is_symlink() else "a file" if want_dir else "a folder (or not a regular file)"
         raise InputError(f"{target}: output exists and is {what}; choose another output location")
     if not overwrite:
-        raise InputError(f"{target}: output already exists; choose another location or allow overwrite")
+        raise InputError(target, "output already exists; choose another location", remedies=[OR_OVERWRITE])
     if own_only:
         check_replaceable(target)
 

@@ -33,9 +33,21 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 
-from ldct_invrep.errors import InputError
+from ldct_invrep.errors import InputError, Remedy
 from ldct_invrep.io._dicom_common import LOGGER_NAME, _float_values, _rescale
 from ldct_invrep.io.atomic import OUTPUT_MARKER, is_temporary_name
+
+# The ends of error messages that name a parameter (``errors.Remedy``: API and command-line wording).
+FORCE_READS_IT = Remedy(" (force=True reads it anyway)", " (--force reads it anyway)", "--force")
+FORCE_TAKES_HU = Remedy(" (force=True takes the stored values as HU)", " (--force takes the stored values as HU)", "--force")
+LOOK_INSIDE = Remedy(
+    "look inside them with recursive=True", "look inside them with --recursive (-r)", "--recursive",
+    "give the sub-folder that holds the series",
+)  # fmt: skip
+CHOOSE_SERIES = (
+    Remedy("choose one with series_uid", "choose one with --series-uid", "--series-uid", "give the folder of one series"),
+    Remedy(" (or read them all with read_all_series)", " (or read them all with --all-series)", "--all-series"),
+)
 
 __all__ = [
     "DicomSeries",
@@ -222,20 +234,20 @@ def _no_images_error(path: str | os.PathLike, scan: FolderScan) -> InputError:
             return InputError(f"{path}: DICOM file holds no image")
         return InputError(f"{path}: not a DICOM file (no DICOM Part 10 header)")
     n_other = len(scan.non_dicom) + len(scan.non_image)
-    sub = ""
+    sub, remedies = "", []
     if scan.subfolders:
         n_sub = len(scan.subfolders)
-        sub = (
-            f"{n_sub} sub-folder{'s' if n_sub != 1 else ''} (e.g. {scan.subfolders[0].name}) not searched; "
-            "look inside them with recursive=True"
-        )
+        sub = f"{n_sub} sub-folder{'s' if n_sub != 1 else ''} (e.g. {scan.subfolders[0].name}) not searched; "
+        remedies = [LOOK_INSIDE]
     if n_other == 0:
         if sub:
-            return InputError(f"{path}: no files in the folder itself, but {sub}")
-        return InputError(f"{path}: folder is empty (no files)")
+            return InputError(path, f"no files in the folder itself, but {sub}", remedies=remedies)
+        return InputError(path, "folder is empty (no files)")
     return InputError(
-        f"{path}: no DICOM images found "
-        f"({len(scan.non_dicom)} non-DICOM and {len(scan.non_image)} non-image DICOM files)" + (f"; {sub}" if sub else "")
+        path,
+        f"no DICOM images found ({len(scan.non_dicom)} non-DICOM and {len(scan.non_image)} non-image DICOM files)"
+        + (f"; {sub}" if sub else ""),
+        remedies=remedies,
     )
 
 
@@ -376,9 +388,7 @@ def _check_modality(source: str | os.PathLike, datasets: list[Dataset], force: b
     modalities = sorted({str(ds.get("Modality", "") or "") for ds in datasets})
     modality = "/".join(m or "<missing>" for m in modalities)
     if modalities != ["CT"] and not force:
-        raise InputError(
-            f"{source}: Modality is {modality}, not CT; ldct-invrep denoises CT only (force=True reads it anyway)"
-        )
+        raise InputError(source, f"Modality is {modality}, not CT; ldct-invrep denoises CT only", remedies=[FORCE_READS_IT])
     return modality
 
 
@@ -489,15 +499,18 @@ def _resolve_rescale(
     if not force:
         if int(first_ds.get("PixelRepresentation", 0) or 0) != 1:
             raise InputError(
-                f"{first_path}: RescaleSlope/RescaleIntercept missing and the pixel data is unsigned, "
-                "so it cannot be HU; refusing (force=True takes the stored values as HU)"
+                first_path,
+                "RescaleSlope/RescaleIntercept missing and the pixel data is unsigned, so it cannot be HU; refusing",
+                remedies=[FORCE_TAKES_HU],
             )
         probes = sorted({missing[0], missing[len(missing) // 2], missing[-1]})  # first, middle, last: cheap
         low = min(float(_decode_stored(items[i][0], rows, cols).min()) for i in probes)
         if low >= HU_LIKE_MIN:
             raise InputError(
-                f"{first_path}: RescaleSlope/RescaleIntercept missing and the signed pixel data does not look like HU "
-                f"(minimum {low:g} >= {HU_LIKE_MIN:g}); refusing (force=True takes the stored values as HU)"
+                first_path,
+                "RescaleSlope/RescaleIntercept missing and the signed pixel data does not look like HU "
+                f"(minimum {low:g} >= {HU_LIKE_MIN:g}); refusing",
+                remedies=[FORCE_TAKES_HU],
             )
     logger.warning(
         "%s: RescaleSlope/RescaleIntercept missing in %d of %d slices (e.g. %s); assuming slope 1, intercept 0 "
@@ -671,10 +684,7 @@ def scan_series(
     scan = _checked_scan(path, recursive)
     if series_uid is None:
         if len(scan.series) > 1:
-            raise InputError(
-                f"{path}: {len(scan.series)} DICOM series found: {scan.summary()}; "
-                "choose one with series_uid (or read them all with read_all_series)"
-            )
+            raise InputError(path, f"{len(scan.series)} DICOM series found: {scan.summary()}; ", remedies=CHOOSE_SERIES)
         series_uid = next(iter(scan.series))
     elif series_uid not in scan.series:
         raise InputError(f"{path}: no series with SeriesInstanceUID {series_uid!r}; found: {scan.summary()}")

@@ -33,6 +33,7 @@ __all__ = [
     "DerivedSeriesWriter",
     "hu_to_stored",
     "keep_padding",
+    "storable_hu_range",
     "write_derived_series",
 ]
 
@@ -358,3 +359,11 @@ def write_derived_series(
                 raise ValueError(f"{out_dir}: more HU slices than the {n} source slices")
             writer.write(index, hu)
     return writer.paths
+
+
+def storable_hu_range(info: SeriesInfo, index: int) -> tuple[float, float]:
+    """HU range that slice ``index`` can store with its BitsStored, PixelRepresentation and slope/intercept."""
+    slope, intercept = info.rescale[index]
+    stored, _ = hu_to_stored(np.array([-1e12, 1e12]), slope, intercept, info.datasets[index])
+    lo, hi = sorted(float(v) * slope + intercept for v in stored)
+    return lo, hi

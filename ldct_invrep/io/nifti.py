@@ -18,12 +18,15 @@ import nibabel as nib
 import numpy as np
 
 from ldct_invrep import __version__
-from ldct_invrep.errors import InputError
+from ldct_invrep.errors import InputError, Remedy
 from ldct_invrep.io.atomic import OWNER, atomic_output_file
 
 __all__ = ["NiftiVolume", "read_nifti", "write_nifti"]
 
 logger = logging.getLogger(__name__)
+
+#: What to do about non-finite voxels (``errors.Remedy``: the command line has no fill-value option).
+FILL_VALUE = Remedy(" or pass a fill value", " (e.g. set them to -1024 HU)")
 
 
 @dataclass
@@ -74,7 +77,7 @@ def read_nifti(path: str | os.PathLike, nonfinite_fill: float | None = None) -> 
     bad = ~np.isfinite(data)
     if bad.any():
         if nonfinite_fill is None:
-            raise InputError(f"{path}: {int(bad.sum())} NaN or infinite voxels; fix the file or pass a fill value")
+            raise InputError(path, f"{int(bad.sum())} NaN or infinite voxels; fix the file", remedies=[FILL_VALUE])
         logger.warning("%s: replaced %d NaN/infinite voxels by %g", path, int(bad.sum()), nonfinite_fill)
         data = np.where(bad, np.float32(nonfinite_fill), data)
     from ldct_invrep.io.dicom_read import HU_LIKE_MIN
