@@ -80,6 +80,8 @@ class SliceDenoiser:
         if reference_noise_hu < 0:
             raise ValueError(f"reference_noise_hu must be >= 0, got {reference_noise_hu}")
         self.reference_noise_hu = float(reference_noise_hu)
+        #: the input's weight ``a`` of every slice blended so far (reference-noise blending; empty when off)
+        self.blend_weights: list[float] = []
 
     @classmethod
     def from_header(cls, restorer: nn.Module, header: dict, **kwargs: Any) -> SliceDenoiser:
@@ -117,7 +119,8 @@ class SliceDenoiser:
         out[outside] = hu[outside]
         if self.reference_noise_hu:
             for i in range(len(out)):
-                out[i] = blend_to_reference_noise(hu[i], out[i], self.reference_noise_hu, padding=hu[i] < self.hu_range[0])[0]
+                out[i], a = blend_to_reference_noise(hu[i], out[i], self.reference_noise_hu, padding=hu[i] < self.hu_range[0])
+                self.blend_weights.append(a)
         return out
 
     def denoise(self, hu: np.ndarray | MetaTensor) -> np.ndarray | MetaTensor:

@@ -197,6 +197,20 @@ def test_denoise_self_ensemble(series3: Path, tiny_weights: Path, tmp_path: Path
     assert invoke("denoise", series3, tmp_path / "x.nii.gz", "--self-ensemble", 3, code=2).stderr
 
 
+def test_denoise_reference_noise(series3: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    from ldct_invrep.io import read_series
+
+    source = read_series(series3).hu
+    plain = invoke("denoise", series3, tmp_path / "plain", "--weights", tiny_weights)  # header: none -> off
+    assert "reference noise" not in plain.stderr and "blend" not in plain.stderr
+    kept = invoke("denoise", series3, tmp_path / "kept", "--weights", tiny_weights, "--reference-noise", 1e4)
+    assert "reference noise 10000 HU" in kept.stderr and "input weight 1.00-1.00 (median 1.00) over 3 slices" in kept.stderr
+    np.testing.assert_array_equal(read_series(tmp_path / "kept").hu, source)  # a = 1: the input, to the stored value
+    assert float(np.abs(read_series(tmp_path / "plain").hu - source).max()) > 1.0
+    assert "reference noise" in str(pydicom.dcmread(sorted((tmp_path / "kept").glob("*.dcm"))[0]).DerivationDescription)
+    assert invoke("denoise", series3, tmp_path / "x", "--reference-noise", -1, code=2).stderr
+
+
 def test_denoise_single_dicom_file(series3: Path, tiny_weights: Path, tmp_path: Path) -> None:
     one = sorted(series3.iterdir())[1]
     out = tmp_path / "one"

@@ -45,10 +45,16 @@ logger = logging.getLogger(__name__)
     help="Average the outputs over 4 flips or 8 flips/transposes of each slice (that many times slower; 1: off). "
     "[default: the checkpoint's 'self_ensemble' (ldct-invrep info shows it), else 1]",
 )
+@click.option(
+    "--reference-noise", type=click.FloatRange(min=0), default=None, metavar="HU",
+    help="Keep the noise a normal-dose scan has: each slice becomes out + a (in - out), a = (HU / its own noise in "
+    "flat soft tissue)^2, so a slice already at that noise is left as it is; 0: the network's output alone. "
+    "[default: the checkpoint's 'reference_noise_hu', else 0]",
+)
 @series_options
 def denoise(
     input_path: Path, output: Path, weights: Path | None, device: str, threads: int | None, bf16: bool,
-    self_ensemble: str | None,
+    self_ensemble: str | None, reference_noise: float | None,
     series_uid: str | None, all_series: bool, recursive: bool, force: bool, fmt: str | None, batch_size: int | None,
     overwrite: bool, quiet: bool,
 ) -> None:
@@ -91,13 +97,17 @@ def denoise(
     if bf16 and torch_device.type == "cpu" and not cpu_has_bf16():
         logger.warning("--bf16: this CPU has no native bfloat16 support; the run will be much slower than without --bf16")
     chosen = None if self_ensemble is None else int(self_ensemble)
-    denoiser, header = load_denoiser(weights_path, torch_device, batch_size=batch_size, bf16=bf16, self_ensemble=chosen)
+    denoiser, header = load_denoiser(
+        weights_path, torch_device, batch_size=batch_size, bf16=bf16, self_ensemble=chosen,
+        reference_noise_hu=reference_noise,
+    )  # fmt: skip
     ensemble = denoiser.self_ensemble
     preset = header.get("preset", header.get("format", "?"))
     say(
         f"weights: {weights_path} (preset {preset}) on {torch_device}"
         f"{', bf16' if bf16 else ''}, {torch.get_num_threads()} thread(s), batch {denoiser.batch_size}"
-        f"{f', self-ensemble of {ensemble}' if ensemble > 1 else ''}",
+        f"{f', self-ensemble of {ensemble}' if ensemble > 1 else ''}"
+        f"{f', reference noise {denoiser.reference_noise_hu:g} HU' if denoiser.reference_noise_hu else ''}",
         quiet,
     )
     t0 = time.perf_counter()
@@ -106,3 +116,6 @@ def denoise(
         all_series=all_series,
     )  # fmt: skip
     click.echo(rate_line("denoised", n, time.perf_counter() - t0, output))
+    if denoiser.blend_weights:
+        a = sorted(denoiser.blend_weights)
+        say(f"reference-noise blend: input weight {a[0]:.2f}-{a[-1]:.2f} (median {a[len(a) // 2]:.2f}) over {len(a)} slices", quiet)

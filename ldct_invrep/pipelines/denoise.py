@@ -61,15 +61,17 @@ def load_denoiser(
     batch_size: int | None = None,
     bf16: bool = False,
     self_ensemble: int | None = None,
+    reference_noise_hu: float | None = None,
 ) -> tuple[SliceDenoiser, dict[str, Any]]:
     """``(SliceDenoiser, header)`` for the checkpoint at ``weights_path``, run as its header says
-    (``SliceDenoiser.from_header``) unless ``self_ensemble`` is given."""
+    (``SliceDenoiser.from_header``) unless ``self_ensemble`` or ``reference_noise_hu`` is given."""
     from ldct_invrep.inference import SliceDenoiser
 
     restorer, header = load_checkpoint(weights_path)
     denoiser = SliceDenoiser.from_header(
-        restorer, header, device=device, batch_size=batch_size, bf16=bf16, self_ensemble=self_ensemble
-    )
+        restorer, header, device=device, batch_size=batch_size, bf16=bf16, self_ensemble=self_ensemble,
+        reference_noise_hu=reference_noise_hu,
+    )  # fmt: skip
     return denoiser, header
 
 
@@ -80,7 +82,8 @@ def _derivation(denoiser: SliceDenoiser, header: dict[str, Any], weights_name: s
     ensemble, (lo, hi) = denoiser.self_ensemble, denoiser.hu_range
     return (
         f"Denoised by ldct-invrep {__version__}: LIR (CVPR 2020) content encoder E_X then clean generator G_Y, "
-        f"{weights}{f', mean over {ensemble} flipped/transposed copies' if ensemble > 1 else ''}; "
+        f"{weights}{f', mean over {ensemble} flipped/transposed copies' if ensemble > 1 else ''}"
+        f"{f', blended with the input to keep {denoiser.reference_noise_hu:g} HU reference noise' if denoiser.reference_noise_hu else ''}; "
         f"HU outside [{lo:g}, {hi:g}] unchanged; stored values re-quantised with the source RescaleSlope/RescaleIntercept"
     )
 
