@@ -7,9 +7,9 @@ a temporary folder). They are read in place and only scored: nothing below is tr
 
 * **input**: the quarter-dose slice itself;
 * **bm3d**: one sigma for all slices, the best mean abdomen-window PSNR over simulated *training* pairs of the
-  CT cache (``--cache``: the default model's, open data only; ``evaluation.tune_bm3d_sigma``);
+  CT cache (``--cache``: the default model's, open data only; ``baselines.tune_bm3d_sigma``);
 * **bm3d_blind**: sigma = factor x each slice's own noise level (``baselines.bm3d.blind_sigma_hu``), the
-  factor fitted on the same training pairs (``evaluation.tune_bm3d_blind_factor``);
+  factor fitted on the same training pairs (``baselines.tune_bm3d_blind_factor``);
 * **redcnn**: RED-CNN supervised on the same cache's simulated pairs (``--redcnn``, written by
   ``python -m ldct_invrep.baselines.train_redcnn``; it tells simulation gaps from LIR gaps);
 * **lir**: ``--weights`` (default: the shipped weights), with the self-ensemble its header names.
@@ -47,14 +47,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report he
 
 from reproduce_tables import DEFAULT_SHARED, REPO_ROOT, command_text, header_of, present, training_text  # noqa: E402
 
+from ldct_invrep.baselines import tune_bm3d_blind_factor, tune_bm3d_sigma  # noqa: E402
 from ldct_invrep.errors import InputError  # noqa: E402
 from ldct_invrep.evaluation import (  # noqa: E402
     EvaluationResult,
     build_methods,
     evaluate_methods,
     load_pairs_from_datalist,
-    tune_bm3d_blind_factor,
-    tune_bm3d_sigma,
 )
 
 METHOD_ORDER = ("input", "bm3d", "bm3d_blind", "redcnn", "lir")

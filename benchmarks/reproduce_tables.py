@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from ldct_invrep import __version__
+from ldct_invrep.baselines import tune_bm3d_sigma
 from ldct_invrep.errors import InputError
 from ldct_invrep.evaluation import (
     EvaluationResult,
@@ -57,7 +58,6 @@ from ldct_invrep.evaluation import (
     evaluate_methods,
     evaluate_natural,
     load_pairs_from_cache,
-    tune_bm3d_sigma,
 )
 from ldct_invrep.metrics import format_mean_std
 from ldct_invrep.recipes import validation_indices

@@ -1,4 +1,4 @@
-"""Baselines: BM3D in the network window, RED-CNN shape and initialisation, the METHODS registry."""
+"""Baselines: BM3D in the network window, RED-CNN shape and initialisation, the input method in the one registry."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ import pytest
 import torch
 
 from ldct_invrep.baselines import (
-    METHODS,
     REDCNN,
     blind_sigma_hu,
     bm3d_blind,
     bm3d_denoise,
     estimate_sigma_hu,
-    get_method,
     hu_sigma_to_window,
     input_method,
     window_sigma_to_hu,
@@ -173,12 +171,14 @@ def test_redcnn_learns_away_from_identity() -> None:
     assert not torch.allclose(y, x) and (y >= 0).all()
 
 
-def test_methods_registry() -> None:
-    assert {"input", "bm3d"} <= set(METHODS)
+def test_baselines_are_built_by_the_one_registry() -> None:
+    from ldct_invrep.evaluation import CT_METHODS, build_methods
+
+    assert {"input", "bm3d", "bm3d_blind", "redcnn"} <= set(CT_METHODS)
     img = np.arange(12.0).reshape(3, 4)
-    out = get_method("input")(img)
+    out = build_methods(["input"])["input"](img)
     np.testing.assert_array_equal(out, img)
     assert out is not img and out.dtype == np.float32
     assert input_method(img) is not img
     with pytest.raises(InputError, match="unknown"):
-        get_method("nope")
+        build_methods(["nope"])

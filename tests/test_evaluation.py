@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from ldct_invrep.baselines import tune_bm3d_blind_factor, tune_bm3d_sigma
 from ldct_invrep.baselines.bm3d_natural import anscombe_bm3d, infer_poisson_peak
 from ldct_invrep.data.noisy_sets import poisson_peak
 from ldct_invrep.errors import InputError
@@ -23,8 +24,6 @@ from ldct_invrep.evaluation import (
     evaluate_natural,
     load_pairs_from_cache,
     load_pairs_from_datalist,
-    tune_bm3d_blind_factor,
-    tune_bm3d_sigma,
 )
 from ldct_invrep.metrics import compute_metrics
 

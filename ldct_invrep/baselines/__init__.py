@@ -1,19 +1,13 @@
-"""Reference methods every comparison table shows next to LIR.
+"""Reference methods every comparison table shows next to LIR: the noisy input (``identity``), BM3D in the
+network's HU window and blind BM3D (``bm3d``, optional ``bm3d`` package, imported when called), their
+parameters fitted on training pairs (``bm3d_tuning``), BM3D and Anscombe + BM3D of natural images
+(``bm3d_natural``) and the supervised paired network RED-CNN (``redcnn``, trained by ``train_redcnn``).
 
-``METHODS`` maps a name to a callable HU -> HU (2D slice or (z, y, x) volume, float32 out):
-
-* ``"input"``: the noisy image itself;
-* ``"bm3d"``: BM3D in the network's window (optional ``bm3d`` package, imported when called).
-
-``REDCNN`` is the supervised paired baseline network (Chen et al. 2017); it needs training by the engine,
-so it is not a ready HU -> HU method here.
+The methods are built by name in one registry, ``ldct_invrep.evaluation.build_methods`` (CT) and
+``build_natural_methods`` (natural images).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-
-import numpy as np
 
 from ldct_invrep.baselines.bm3d import (
     blind_sigma_hu,
@@ -23,36 +17,19 @@ from ldct_invrep.baselines.bm3d import (
     hu_sigma_to_window,
     window_sigma_to_hu,
 )
+from ldct_invrep.baselines.bm3d_tuning import tune_bm3d_blind_factor, tune_bm3d_sigma
 from ldct_invrep.baselines.identity import input_method
 from ldct_invrep.baselines.redcnn import REDCNN
-from ldct_invrep.errors import InputError
-
-HUMethod = Callable[[np.ndarray], np.ndarray]
-
-METHODS: dict[str, HUMethod] = {
-    "input": input_method,
-    "bm3d": bm3d_denoise,
-}
-
-
-def get_method(name: str) -> HUMethod:
-    """The HU -> HU callable registered as ``name``."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise InputError(f"method {name!r}: unknown; known: {', '.join(sorted(METHODS))}") from None
-
 
 __all__ = [
-    "METHODS",
     "REDCNN",
-    "HUMethod",
     "blind_sigma_hu",
     "bm3d_blind",
     "bm3d_denoise",
     "estimate_sigma_hu",
-    "get_method",
     "hu_sigma_to_window",
     "input_method",
+    "tune_bm3d_blind_factor",
+    "tune_bm3d_sigma",
     "window_sigma_to_hu",
 ]

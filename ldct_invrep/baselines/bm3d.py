@@ -17,7 +17,7 @@ Tune sigma on a validation slice and report the value used.
 Blind BM3D (:func:`bm3d_blind`) adapts to each slice instead: sigma = ``factor`` x the slice's own noise level
 in flat soft tissue (``ldct_invrep.transforms.lowdose.scan_noise_level``, the statistic the dose-relative
 simulation calibrates on). That statistic reads correlated CT noise low, so ``factor`` (about 2-3) is fitted
-on training pairs (``ldct_invrep.evaluation.tune_bm3d_blind_factor``), never on the test set;
+on training pairs (``ldct_invrep.baselines.tune_bm3d_blind_factor``), never on the test set;
 ``DEFAULT_BLIND_FACTOR`` is the one fitted on the default model's simulated training pairs.
 """
 

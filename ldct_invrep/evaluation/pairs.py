@@ -1,0 +1,81 @@
+"""The image pairs ``(name, noisy, clean)`` the comparison runs on: from a MONAI datalist
+(:func:`load_pairs_from_datalist`, lazily, one slice at a time) or the held-out pairs of a CT training
+cache (:func:`load_pairs_from_cache`), and :func:`check_pair`, the one check every pair passes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ldct_invrep.errors import InputError
+
+__all__ = ["Pair", "check_pair", "load_pairs_from_cache", "load_pairs_from_datalist"]
+
+Pair = tuple[str, np.ndarray, np.ndarray]
+
+
+def _as_slices(a: np.ndarray, path: str) -> list[np.ndarray]:
+    if a.ndim == 2:
+        return [a]
+    if a.ndim == 3:
+        return list(a)
+    raise InputError(f"{path}: expected a 2D slice or a 3D volume, got shape {a.shape}")
+
+
+def load_pairs_from_datalist(path: str | Path, section: str = "test", base_dir: str | Path | None = None) -> Iterator[Pair]:
+    """Lazily yield ``(name, noisy HU, clean HU)`` for each paired entry ``{"noisy": p, "clean": p}`` of
+    ``section``; p is anything :func:`ldct_invrep.data.datalist.read_entry_image` reads (DICOM, NIfTI,
+    .npy, TIFF, MATLAB .mat; a volume gives one pair per slice). All files are checked to exist before the
+    first pair is read."""
+    from ldct_invrep.data.datalist import load_datalist
+
+    entries = load_datalist(path, section, base_dir=base_dir, check_exists=True)
+    if not entries:
+        raise InputError(f"{path}: section '{section}' is empty")
+    for i, entry in enumerate(entries):
+        if "noisy" not in entry or "clean" not in entry:
+            raise InputError(f"{path}: entry {i} of '{section}' is not a pair (needs 'noisy' and 'clean')")
+    return _iter_datalist_pairs(entries)
+
+
+def _iter_datalist_pairs(entries: list[dict[str, Any]]) -> Iterator[Pair]:
+    from ldct_invrep.data.datalist import read_entry_image
+
+    for entry in entries:
+        noisy = _as_slices(read_entry_image(entry, "noisy"), entry["noisy"])
+        clean = _as_slices(read_entry_image(entry, "clean"), entry["clean"])
+        if len(noisy) != len(clean) or noisy[0].shape != clean[0].shape:
+            raise InputError(f"{entry['noisy']}: {len(noisy)} x {noisy[0].shape} differs from {entry['clean']} ({len(clean)} x {clean[0].shape})")
+        stem = str(entry.get("name") or entry.get("id") or Path(entry["noisy"]).name)
+        for k, (n, c) in enumerate(zip(noisy, clean, strict=True)):
+            yield (stem if len(noisy) == 1 else f"{stem}[{k}]"), n, c
+
+
+def load_pairs_from_cache(path: str | Path) -> list[Pair]:
+    """The held-out test pairs ``(name "source:slice", simulated low dose HU, original HU)`` of a CT
+    training cache (``ldct_invrep.data.build_ct_training_cache``)."""
+    from ldct_invrep.data.ct_cache import load_ct_training_cache
+
+    cache = load_ct_training_cache(path, units="hu")
+    names = [f"{e['name']}:{k}" for e in cache.manifest["sources"] for k in e["slice_indices"]["test"]]
+    if not cache.test_noisy:
+        raise InputError(f"{path}: the cache has no held-out test pairs")
+    if len(names) != len(cache.test_noisy):
+        names = [f"test{i}" for i in range(len(cache.test_noisy))]
+    return list(zip(names, cache.test_noisy, cache.test_clean, strict=True))
+
+
+def check_pair(pair: Any, index: int, ndims: tuple[int, ...] = (2,)) -> Pair:
+    """``pair`` as ``(name, float32 noisy, float32 clean)``: two images of one shape with ``ndims`` dimensions."""
+    try:
+        name, noisy, clean = pair
+    except (TypeError, ValueError):
+        raise InputError(f"pairs[{index}]: expected (name, noisy, clean)") from None
+    noisy = np.asarray(noisy, dtype=np.float32)
+    clean = np.asarray(clean, dtype=np.float32)
+    if noisy.ndim not in ndims or noisy.shape != clean.shape:
+        raise InputError(f"{name}: expected two {' or '.join(f'{n}D' for n in ndims)} images of one shape, got {noisy.shape} and {clean.shape}")
+    return str(name), noisy, clean
