@@ -7,7 +7,7 @@ and normal-dose slices (the package's sample series plus any the user adds) as t
 training is the engine's :class:`~ldct_invrep.engine.LIRTrainer` on an
 :class:`~ldct_invrep.data.UnpairedPatchDataset`; this module adds the data preparation (held-out slices),
 the run control (budget, progress, a resumable state next to the output, averaged snapshots) and the guard
-rail: a no-reference check on the held-out slices before and after (:mod:`ldct_invrep.quality`), and no
+rail: a no-reference check on the held-out slices before and after (:mod:`ldct_invrep.image_quality`), and no
 model is written whose soft-tissue mean HU drifts from the input by more than ``max_drift_hu``.
 
 The command (``ldct_invrep.cli.adapt``), the bundle config (``bundles/ldct_simulated/configs/adapt.json``)
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ldct_invrep.errors import InputError
-from ldct_invrep.quality import QualityFigures, SliceMasks, quality_figures, slice_masks
+from ldct_invrep.image_quality import QualityFigures, SliceMasks, quality_figures, slice_masks
 
 __all__ = [
     "DEFAULT_MAX_DRIFT_HU",

@@ -418,7 +418,7 @@ def test_snapshot_average_is_the_mean_of_the_second_half() -> None:
 def test_quality_figures_see_noise_blur_and_drift() -> None:
     from scipy import ndimage
 
-    from ldct_invrep.quality import quality_figures, slice_masks
+    from ldct_invrep.image_quality import quality_figures, slice_masks
 
     yy, xx = np.mgrid[:256, :256]
     body = np.where((yy - 128) ** 2 + (xx - 128) ** 2 < 110**2, 40.0, -1000.0)
