@@ -40,6 +40,7 @@ test-fast: test-setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
+	$(BIN)/pip install --quiet "$(TORCH_PIN)" -e ".[bench]"
 	$(BIN)/python benchmarks/train_speed.py --presets paper lite --threads 2
 	$(BIN)/python benchmarks/denoise_speed.py --threads 2 --self-ensemble 1 8
 	$(BIN)/python benchmarks/memory_scaling.py --threads 2

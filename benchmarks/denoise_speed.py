@@ -29,12 +29,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import torch
 
 from ldct_invrep.inference import SliceDenoiser
 from ldct_invrep.networks import Restorer, count_parameters, get_config
 from ldct_invrep.package_files import default_weights_path
+
+try:
+    import psutil  # the 'bench' extra, not a runtime dependency
+except ImportError:
+    sys.exit("benchmarks/denoise_speed.py: needs psutil: pip install 'ldct-invrep[bench]'")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SERIES = REPO_ROOT / "ldct_invrep" / "sample_data" / "totalsegmentator_ct"

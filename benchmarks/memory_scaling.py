@@ -29,10 +29,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pydicom
 from pydicom.misc import is_dicom
 from pydicom.uid import generate_uid
+
+try:
+    import psutil  # the 'bench' extra, not a runtime dependency
+except ImportError:
+    sys.exit("benchmarks/memory_scaling.py: needs psutil: pip install 'ldct-invrep[bench]'")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SERIES = REPO_ROOT / "ldct_invrep" / "sample_data" / "totalsegmentator_ct"

@@ -284,12 +284,28 @@ def test_bundle_metadata_lists_requirements_and_metrics() -> None:
         meta = json.loads((bundles_dir() / name / "configs" / "metadata.json").read_text())
         required = {k.lower(): v for k, v in meta["required_packages_version"].items()}
         assert names <= set(required), (name, names - set(required))
+        assert set(required) - {"ldct-invrep"} <= names, (name, set(required) - names)  # nothing test- or bench-only
         assert required["ldct-invrep"] == __version__
         assert isinstance(meta["eval_metrics"], dict)
         for metric, value in meta["eval_metrics"].items():  # the shipped weights' figures, as documented
             assert f"{value:.2f}" in shipped or f"{value:.4f}" in shipped, (metric, value)
     assert len(json.loads((bundles_dir() / "ldct_simulated" / "configs" / "metadata.json").read_text())["eval_metrics"]) == 5
     # the shipped weights are ldct_simulated's model (docs/shipped_weights.md: self-ensemble 4, abdomen window)
+
+
+def test_test_and_benchmark_tools_are_extras_not_runtime_dependencies() -> None:
+    """SimpleITK (the tests' independent DICOM/NIfTI reader) and psutil (the benchmarks' memory figures) come
+    with the ``test`` and ``bench`` extras; the package itself never imports them."""
+    import re
+    from importlib.metadata import requires
+
+    reqs = requires("ldct-invrep") or []
+    runtime = {re.split(r"[<>=!~ ;\[]", r)[0].lower() for r in reqs if "extra ==" not in r}
+    assert not {"simpleitk", "psutil"} & runtime
+    assert any(r.lower().startswith("simpleitk") and 'extra == "test"' in r for r in reqs)
+    assert any(r.lower().startswith("psutil") and 'extra == "bench"' in r for r in reqs)
+    pattern = re.compile(r"^\s*(import|from)\s+(SimpleITK|psutil)\b", re.M)
+    assert not [p for p in (REPO_ROOT / "ldct_invrep").rglob("*.py") if pattern.search(p.read_text())]
 
 
 # --------------------------------------------------------------------------------------------- item 4

@@ -50,6 +50,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     listed = run([bin_dir / "python", "-m", "pip", "list", "--format", "json"], cwd=root).stdout
     names = {p["name"].lower(): p["version"] for p in json.loads(listed)}
     assert names["torch"] == version and not [n for n in names if n.startswith("nvidia")]
+    assert not {"simpleitk", "psutil"} & set(names)  # test and benchmark extras: the commands below run without them
     work = root / "work"
     work.mkdir()
     return bin_dir, work
