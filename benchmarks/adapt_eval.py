@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--work", type=Path, default=None, help="folder for the adapted models and results.json")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--nested", action="store_true", help="one adaptation, extended budget by budget (--resume)")
+    p.add_argument("--normal-dose", type=Path, nargs="+", default=[], help="normal-dose series added to the clean domain")
+    p.add_argument("--lr-scale", type=float, default=1.0, help="multiply the state's learning rates (fine-tuning)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     pairs = [x for x in read_dev_pairs(args.dataset_dir) if x.name.startswith("eunh_")]
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     full = np.stack([x.full for x in pairs])
     low = SeriesSlices(quarter, pairs[0].pixel_spacing_mm, label="eunh_low_dose_CT quarter dose")
     source = str(args.dataset_dir / "ldct_pairs_dev" / "eunh_low_dose_CT")
-    data = prepare_data([low], normal_dose_slices(), source=source)
+    data = prepare_data([low], normal_dose_slices(args.normal_dose), source=source)
     held_out = data.record["held_out_slices"]
 
     rows: dict[str, dict] = {
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> dict:
             trainer, base, data, out, **{kind: amount}, max_drift_hu=math.inf, overwrite=not resume, resume=resume,
             quiet=args.quiet,
         )  # fmt: skip
+        for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+            for group in optimizer.param_groups:
+                group["lr"] *= args.lr_scale if not resume else 1.0
         t0 = time.perf_counter()
         run.run()
         check = run.finish(report=lambda text: print(text, file=sys.stderr))
@@ -151,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{label}: {row['iterations']} iterations, {row['seconds']} s in this run ({row['seconds_in_total']} s in total); {guard}")
     result = {
         "from": state_path.name, "threads": args.threads, "batch_size": args.batch_size, "nested": args.nested, "slices": names,
+        "normal_dose": [str(x) for x in args.normal_dose], "lr_scale": args.lr_scale,
         "held_out": [names[i] for i in held_out], "adapted_on": data.record["low_dose_series"], "rows": rows,
     }  # fmt: skip
     (work / "results.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
