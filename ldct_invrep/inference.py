@@ -8,7 +8,6 @@ avoids, so batches are formed here and each goes through ``monai.inferers.Simple
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from torch import nn
 
 from ldct_invrep.inferers import SelfEnsembleInferer
 from ldct_invrep.transforms.reference_noise import blend_to_reference_noise
-from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, net_to_hu
+from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, keep_outside_window, net_to_hu
 
 #: Slices per forward pass by device type. On CPU one slice at a time was fastest (denoise of the 20-slice
 #: sample, self-ensemble 8, 2 threads: 22 s at batch 1, 38 s at batch 4; benchmarks/denoise_speed.py).
@@ -34,6 +33,13 @@ _MIN_SLICE_WIDTH = 8
 def default_batch_size(device: str | torch.device) -> int:
     """Slices per forward pass for ``device``: :data:`DEFAULT_BATCH_SIZES` (1 on CPU, 4 on CUDA)."""
     return DEFAULT_BATCH_SIZES.get(torch.device(device).type, 1)
+
+
+def memory_format(device: str | torch.device) -> torch.memory_format:
+    """Layout for the Restorer's weights and inputs on ``device``: channels-last on CPU, where oneDNN runs the
+    small convolutions of the CPU presets about twice as fast (benchmarks/denoise_speed.py); the default layout
+    elsewhere. ``SliceDenoiser`` and the bundles' inference use it, so both compute the same floats."""
+    return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
 
 
 def resolve_device(device: str) -> torch.device:
@@ -68,9 +74,7 @@ class SliceDenoiser:
         reference_noise_hu: float = 0.0,
     ) -> None:
         self.device = torch.device(device)
-        # channels-last runs the small convolutions of the CPU presets about twice as fast in oneDNN
-        # (benchmarks/denoise_speed.py); on other devices the default layout is kept
-        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.memory_format = memory_format(self.device)
         self.restorer = restorer.to(self.device, memory_format=self.memory_format).eval()
         self.hu_range = (float(hu_range[0]), float(hu_range[1]))
         self.batch_size = int(batch_size) if batch_size is not None else default_batch_size(self.device)
@@ -114,9 +118,7 @@ class SliceDenoiser:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         with autocast:
             y = self.inferer(x, self.restorer)
-        out = net_to_hu(y[:, 0].float().cpu().numpy(), self.hu_range)
-        outside = (hu < self.hu_range[0]) | (hu > self.hu_range[1])
-        out[outside] = hu[outside]
+        out = keep_outside_window(net_to_hu(y[:, 0].float().cpu().numpy(), self.hu_range), hu, self.hu_range)
         if self.reference_noise_hu:
             for i in range(len(out)):
                 out[i], a = blend_to_reference_noise(hu[i], out[i], self.reference_noise_hu, padding=hu[i] < self.hu_range[0])
@@ -163,8 +165,3 @@ class SliceDenoiser:
         out = out[0].T if xyz.ndim == 2 else out.T
         out = np.ascontiguousarray(out[None] if channel else out)
         return MetaTensor(torch.from_numpy(out), affine=image.affine.clone(), meta=dict(image.meta))
-
-    def iter_denoised(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Stream: yield one denoised ``(n, H, W)`` batch per input batch."""
-        for batch in batches:
-            yield self.denoise_batch(batch)

@@ -277,10 +277,6 @@ class MetricReport:
         return cls(win, per_slice, method, reference, ssim_intensity, labels)
 
     @property
-    def window_name(self) -> str:
-        return self.window.name
-
-    @property
     def data_range(self) -> float:
         return self.window.data_range
 

@@ -4,13 +4,14 @@ The bundles hold no code of their own (model-zoo rule: custom code is imported, 
 config cannot say in one expression lives here: the unpaired natural-image sets of paper section 4.2, the
 seeded noisy test sets, the metric views (HU window / 8-bit natural images) given to ``monai.handlers``,
 the CT training cache and Mayo datalist preparation (built once, on one rank under DDP), the export of a
-trained Restorer, and the folder-to-folder inference entries.
+trained Restorer, and the inference datalists and summary line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -23,26 +24,27 @@ from torch import Tensor, nn
 
 from ldct_invrep.data.natural import IMAGE_SUFFIXES
 from ldct_invrep.errors import InputError
-from ldct_invrep.pipelines import denoise_series_folder  # the CT bundles' inference entry: the CLI's pipeline
 
 __all__ = [
     "bundle_checkpoint",
     "checkpoint_header",
-    "denoise_image_folder",
-    "denoise_series_folder",
     "ensure_ct_cache",
     "ensure_mayo_datalist",
     "export_averaged_restorer",
     "export_best_restorer",
     "export_restorer",
+    "image_datalist",
     "lir_config",
     "load_restorer_weights",
     "natural_output",
     "natural_test_items",
     "natural_unpaired_images",
     "paired_dicom_dataset",
+    "print_inference_summary",
+    "reference_noise_level",
     "restorer_config",
     "self_ensemble_size",
+    "series_datalist",
     "summarize_metrics",
     "validation_image_grid",
     "validation_indices",
@@ -516,38 +518,57 @@ def self_ensemble_size(header: dict[str, Any], chosen: int | None = None) -> int
     return int(chosen) if chosen is not None else int(header.get("self_ensemble", 1))
 
 
-# --------------------------------------------------------------------------------------------- inference
-def denoise_image_folder(
-    network: nn.Module,
-    input_dir: str | os.PathLike,
-    output_dir: str | os.PathLike,
-    device: str | torch.device = "cpu",
-    suffixes: Sequence[str] = IMAGE_SUFFIXES,
-    channels: int = 3,
-) -> list[str]:
-    """Denoise every image of ``input_dir`` (loaded as ``channels`` 8-bit channels: 3 colour, 1 grey,
-    ``data.natural.load_image_8bit``) and write 8-bit PNGs (RGB or grey) of the same stem to ``output_dir``.
-    Returns the written files."""
-    from PIL import Image
+def reference_noise_level(header: dict[str, Any], chosen: float | None = None) -> float:
+    """``chosen`` when given, else the header's ``reference_noise_hu`` (else 0, no blending): the CLI's default
+    rule (``inference.SliceDenoiser.from_header``) for the CT bundles' ``ReferenceNoiseBlendd``."""
+    return float(chosen) if chosen is not None else float(header.get("reference_noise_hu", 0.0))
 
-    from ldct_invrep.data import load_image_8bit
-    from ldct_invrep.data.natural import from_net, to_net
+
+# --------------------------------------------------------------------------------------------- inference
+def series_datalist(input_dir: str | os.PathLike | None, recursive: bool = True) -> list[dict[str, str]]:
+    """The inference datalist of a folder of DICOM CT series: ``[{"image": series folder}]``, one entry per
+    series found under ``input_dir`` (sub-folders too with ``recursive``), for ``LoadImaged`` with
+    ``io.LIRDicomReader``. Each series must have its own folder (MONAI's convention for DICOM series); a folder
+    holding several series raises ``InputError`` naming it (``ldct-invrep denoise --all-series`` takes those)."""
+    from ldct_invrep.io import scan_all_series
 
     if input_dir is None:
+        raise InputError("inference: no input folder; pass --input_dir (a folder of DICOM series)")
+    if Path(input_dir).is_file():
+        return [{"image": str(input_dir)}]
+    folders: dict[str, list[str]] = {}
+    for info in scan_all_series(input_dir, recursive=recursive):
+        parents = {str(p.parent) for p in info.paths}
+        if len(parents) != 1:
+            raise InputError(f"{input_dir}: series {info.series_uid} is spread over {len(parents)} folders; give each series one folder")
+        folders.setdefault(parents.pop(), []).append(info.series_uid)
+    for folder, uids in folders.items():
+        if len(uids) > 1:
+            raise InputError(
+                f"{folder}: {len(uids)} DICOM series in one folder; give each series its own folder "
+                "(or use ldct-invrep denoise --all-series)"
+            )
+    return [{"image": folder} for folder in sorted(folders)]
+
+
+def image_datalist(input_dir: str | os.PathLike | None, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[dict[str, str]]:
+    """The inference datalist of a folder of images: ``[{"image": file}]`` (``data.natural.list_images`` order)."""
+    if input_dir is None:
         raise InputError("inference: no input folder; pass --input_dir (a folder of images)")
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    net = network.to(device).eval()
-    written = []
-    with torch.inference_mode():
-        for p in _image_paths(input_dir, suffixes):
-            x = torch.from_numpy(to_net(load_image_8bit(p, channels)))[None].to(device)
-            y = from_net(net(x)[0].cpu(), quantize=True).numpy()
-            pixels = np.round(y * 255.0).astype(np.uint8)
-            target = out / f"{p.stem}.png"
-            Image.fromarray(np.moveaxis(pixels, 0, -1) if channels == 3 else pixels[0]).save(target)
-            written.append(str(target))
-    return written
+    return [{"image": str(p)} for p in _image_paths(input_dir, suffixes)]
+
+
+def print_inference_summary(
+    n: int, seconds: float, self_ensemble: int, output_dir: str | os.PathLike, unit: str = "slice", n_series: int | None = None
+) -> str:
+    """Print (stderr) and return the bundles' inference summary line, like the CLI's: what, how fast, where."""
+    of = "" if n_series is None else f" of {n_series} series"
+    line = (
+        f"denoised {n} {unit}{'s' if n != 1 else ''}{of} in {seconds:.1f} s "
+        f"({seconds / max(n, 1):.2f} s/{unit}, self-ensemble {self_ensemble}) -> {output_dir}"
+    )
+    print(line, file=sys.stderr, flush=True)
+    return line
 
 
 # --------------------------------------------------------------------------------------------- reporting

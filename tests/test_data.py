@@ -20,8 +20,6 @@ from ldct_invrep.data import (
     build_ct_training_cache,
     load_ct_training_cache,
     load_datalist,
-    load_gray_image,
-    load_gray_images,
     split_unpaired,
     write_datalist,
 )
@@ -206,35 +204,6 @@ def test_datalist_round_trip(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["numTraining"] == 2
     other = load_datalist(path, base_dir=tmp_path / "elsewhere")
     assert other[0]["noisy"] == str(tmp_path / "elsewhere" / "a.dcm")
-
-
-# ------------------------------------------------------------------------------------ natural images
-def test_load_gray_images_bt601(tmp_path: Path) -> None:
-    rgb = np.zeros((2, 3, 3), dtype=np.uint8)
-    rgb[0, 0] = (255, 0, 0)
-    rgb[0, 1] = (0, 255, 0)
-    rgb[0, 2] = (0, 0, 255)
-    rgb[1, :] = (255, 255, 255)
-    Image.fromarray(rgb, "RGB").save(tmp_path / "b.png")
-    Image.fromarray(np.array([[0, 128, 255]], dtype=np.uint8), "L").save(tmp_path / "a.png")
-    (tmp_path / "notes.txt").write_text("x")
-    images = load_gray_images(tmp_path)
-    assert [im.shape for im in images] == [(1, 3), (2, 3)]
-    assert all(im.dtype == np.float32 for im in images)
-    np.testing.assert_allclose(images[0][0], [0.0, 128 / 255, 1.0], atol=1e-6)
-    np.testing.assert_allclose(images[1][0], [0.299, 0.587, 0.114], atol=1e-6)
-    np.testing.assert_allclose(images[1][1], 1.0, atol=1e-6)
-    with pytest.raises(InputError, match="no .png images"):
-        load_gray_images(tmp_path / "nothing_here" if False else _empty(tmp_path))
-    with pytest.raises(InputError, match="not a readable image"):
-        (tmp_path / "bad.png").write_bytes(b"nope")
-        load_gray_image(tmp_path / "bad.png")
-
-
-def _empty(tmp_path: Path) -> Path:
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    return empty
 
 
 # ------------------------------------------------------------------------------------ CT cache

@@ -22,10 +22,10 @@ from ldct_invrep.io import (
     atomic_output_dir,
     atomic_output_file,
     check_output_location,
-    find_series,
     read_all_series,
     read_nifti,
     read_series,
+    scan_folder,
     scan_series,
     write_derived_series,
     write_nifti,
@@ -99,7 +99,7 @@ def test_folder_of_non_dicom_files(tmp_path):
     shutil.copy2(shared_path("ct_nifti", "example_ct.nii.gz"), folder / "volume.nii.gz")
     (folder / "noext").write_bytes(b"\x00" * 300)
     expect_input_error(folder, lambda: read_series(folder), "no DICOM", "3 non-DICOM")
-    assert find_series(folder) == {}
+    assert scan_folder(folder).series == {}
 
 
 def test_single_non_dicom_file(tmp_path):

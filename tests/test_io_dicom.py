@@ -18,7 +18,6 @@ from pydicom.uid import JPEG2000Lossless
 from ldct_invrep.io import (
     OUTPUT_MARKER,
     DerivedSeriesWriter,
-    find_series,
     hu_to_stored,
     iter_series_slices,
     read_all_series,
@@ -47,12 +46,11 @@ def copy_files(src: Path, dst: Path, names: list[str] | None = None) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def test_find_series_reads_extensionless_files_and_ignores_others(sample_series):
-    series = find_series(sample_series)
-    assert list(series) == [""]  # the anonymised TotalSegmentator series has an empty SeriesInstanceUID
-    assert len(series[""]) == 20
-    assert all(p.name.startswith("CT.") and not p.name.endswith(".dcm") for p in series[""])
+def test_scan_reads_extensionless_files_and_ignores_others(sample_series):
     scan = scan_folder(sample_series)
+    assert list(scan.series) == [""]  # the anonymised TotalSegmentator series has an empty SeriesInstanceUID
+    assert len(scan.series[""]) == 20
+    assert all(p.name.startswith("CT.") and not p.name.endswith(".dcm") for p, _ in scan.series[""])
     assert [p.name for p in scan.non_dicom] == ["SHA256SUMS"]
 
 

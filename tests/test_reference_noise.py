@@ -94,3 +94,34 @@ def test_monai_transform_matches_the_function_and_keeps_metadata() -> None:
     assert a > 0 and isinstance(out["pred"], MetaTensor) and torch.equal(out["pred"].affine, affine)
     np.testing.assert_allclose(out["pred"][0].numpy(), expected, atol=1e-5)
     assert torch.equal(out["image"], data["image"])
+
+
+@pytest.mark.parametrize("channel", [True, False])
+def test_monai_transform_blends_a_volume_slice_by_slice(channel: bool) -> None:
+    """A MONAI (1, x, y, z) / (x, y, z) volume: each z-slice blended as its (row, column) image, with its own
+    weight, and pixels below -1024 HU left out of the noise measurement, like ``SliceDenoiser``."""
+    slices = [_phantom(10 + k, 10.0, extra) for k, extra in enumerate((5.0, 20.0, 40.0))]
+    clean = np.stack([c[::2] for c, _, _ in slices])  # (z, rows, columns): 128 x 256 slices
+    low = np.stack([x[::2] for _, _, x in slices])
+    low[:, :6] = -3024.0  # padding outside the field of view
+    to_monai = (lambda a: a.T[None]) if channel else (lambda a: a.T)  # noqa: E731
+    affine = torch.diag(torch.tensor([0.7, 0.7, 2.0, 1.0]))
+    data = {
+        "image": MetaTensor(torch.from_numpy(np.ascontiguousarray(to_monai(low))), affine=affine),
+        "pred": MetaTensor(torch.from_numpy(np.ascontiguousarray(to_monai(clean))), affine=affine),
+    }
+    out = ReferenceNoiseBlendd("pred", input_key="image", reference_noise_hu=10.0)(data)["pred"]
+    assert isinstance(out, MetaTensor) and out.shape == data["pred"].shape and torch.equal(out.affine, affine)
+    got = (out[0] if channel else out).numpy().T  # back to (z, rows, columns)
+    weights = []
+    for k in range(3):
+        expected, a = blend_to_reference_noise(low[k], clean[k], 10.0, padding=low[k] < -1024)
+        np.testing.assert_allclose(got[k], expected, atol=1e-4)
+        weights.append(a)
+    assert weights[0] > weights[1] > weights[2] > 0  # the noisier the slice, the less of it comes back
+    plain = ReferenceNoiseBlendd("pred", input_key="image", reference_noise_hu=10.0)(
+        {"image": data["image"].as_tensor(), "pred": data["pred"].as_tensor()}
+    )["pred"]
+    np.testing.assert_array_equal(plain.numpy(), out.numpy())  # a plain tensor reads as the same layout
+    off = ReferenceNoiseBlendd("pred", input_key="image", reference_noise_hu=0.0)(data)["pred"]
+    assert torch.equal(off, data["pred"])

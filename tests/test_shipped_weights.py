@@ -86,3 +86,24 @@ def test_shipped_weights_improve_the_real_mayo_pair(mayo_pair: tuple[Path, Path]
         assert after.psnr > before.psnr + 3.0 and after.ssim > before.ssim, (window, before, after)
     tissue = _soft_tissue(full)
     assert abs(float((out - full)[tissue].mean() - (quarter - full)[tissue].mean())) < 5.0
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_ldct_simulated_eval_metrics_are_what_the_shipped_weights_give() -> None:
+    """The bundle's metadata.json ``eval_metrics`` are the output of ``benchmarks/shipped_weights_metrics.py``
+    (``--write``) on the shipped weights: measured, not typed."""
+    import importlib.util
+    import json
+
+    from conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("shipped_weights_metrics", REPO_ROOT / "benchmarks" / "shipped_weights_metrics.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    measured = script.measure(shared_path())
+    meta = json.loads(script.METADATA.read_text(encoding="utf-8"))
+    assert meta["eval_metrics"].keys() == measured.keys()
+    for key, value in measured.items():
+        assert meta["eval_metrics"][key] == pytest.approx(value, abs=0.011), key

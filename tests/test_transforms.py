@@ -14,7 +14,6 @@ from ldct_invrep.transforms import (
     NETWORK_HU_RANGE,
     WINDOWS,
     HUWindowd,
-    HUWindowInversed,
     RandBlindGaussianNoised,
     RandPoissonNoised,
     add_poisson_noise,
@@ -124,14 +123,6 @@ def test_invertd_maps_a_prediction_back_to_hu():
     post = Invertd(keys="pred", transform=pre, orig_keys="image", nearest_interp=False)
     out = post(data)
     np.testing.assert_allclose(out["pred"].numpy().ravel(), [-60.0, -60.0, 20.0, 40.0, 140.0, 140.0], atol=1e-3)
-
-
-def test_huwindowinversed_without_trace():
-    net = {"pred": torch.tensor([[-1.5, -1.0, 0.0, 1.0]])}
-    out = HUWindowInversed("pred", window="full")(net)["pred"]
-    np.testing.assert_allclose(out.numpy(), [[-2048.0, -1024.0, 1024.0, 3072.0]])
-    clipped = HUWindowInversed("pred", window="full", clip=True)(net)["pred"]
-    assert float(clipped.min()) == -1024.0
 
 
 # ------------------------------------------------------------------------------------------------- noise

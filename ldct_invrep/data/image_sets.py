@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
 
 from ldct_invrep.data.manifests import load_manifest
 from ldct_invrep.errors import InputError
@@ -28,32 +27,6 @@ def _data_files(folder: Path) -> list[Path]:
     return sorted(
         p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name not in SKIP_NAMES
     )
-
-
-def build_image_manifest(
-    folder: str | Path, name: str, source: dict[str, Any], description: str = ""
-) -> dict[str, Any]:
-    """Manifest of every data file in ``folder``: name, bytes, sha256, and width/height/mode for images."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder")
-    files = []
-    for p in _data_files(folder):
-        entry: dict[str, Any] = {"path": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
-        try:
-            with Image.open(p) as img:
-                entry.update(width=img.width, height=img.height, mode=img.mode)
-        except OSError:
-            pass
-        files.append(entry)
-    return {
-        "name": name,
-        "description": description,
-        "source": source,
-        "n_files": len(files),
-        "total_bytes": sum(f["bytes"] for f in files),
-        "files": files,
-    }
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Input/output: DICOM CT series (read to HU, write derived series), NIfTI volumes, atomic outputs.
 
-``LIRDicomReader`` (the MONAI ``ImageReader``) is imported lazily so that ``import ldct_invrep.io`` does
-not import MONAI.
+The MONAI pieces (``LIRDicomReader`` and ``Image8bitReader``, ``ImageReader`` s for ``LoadImaged``;
+``SaveDerivedSeriesd``, the derived-series writer as a postprocessing transform) are imported lazily so that
+``import ldct_invrep.io`` does not import MONAI.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from ldct_invrep.io.dicom_read import (
     DicomSeries,
     FolderScan,
     SeriesInfo,
-    find_series,
     geometry_affine,
     iter_series_slices,
     read_all_series,
@@ -41,23 +41,27 @@ from ldct_invrep.io.dicom_write import (
 from ldct_invrep.io.nifti import NiftiVolume, read_nifti, write_nifti
 
 if TYPE_CHECKING:
-    from ldct_invrep.io.reader import LIRDicomReader
+    from ldct_invrep.io.reader import Image8bitReader, LIRDicomReader
+    from ldct_invrep.io.writer import SaveDerivedSeriesd
+
+_LAZY = {"Image8bitReader": "reader", "LIRDicomReader": "reader", "SaveDerivedSeriesd": "writer"}
 
 __all__ = [
     "DerivedSeriesPaths",
     "DerivedSeriesWriter",
     "DicomSeries",
     "FolderScan",
+    "Image8bitReader",
     "LIRDicomReader",
     "NiftiVolume",
     "OUTPUT_MARKER",
+    "SaveDerivedSeriesd",
     "SeriesInfo",
     "atomic_output_dir",
     "atomic_output_file",
     "atomic_replace",
     "check_output_location",
     "check_replaceable",
-    "find_series",
     "geometry_affine",
     "hu_to_stored",
     "is_own_file",
@@ -76,8 +80,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "LIRDicomReader":
-        from ldct_invrep.io.reader import LIRDicomReader
+    if name in _LAZY:
+        import importlib
 
-        return LIRDicomReader
+        return getattr(importlib.import_module(f"ldct_invrep.io.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -53,7 +53,6 @@ __all__ = [
     "DicomSeries",
     "FolderScan",
     "SeriesInfo",
-    "find_series",
     "geometry_affine",
     "iter_series_slices",
     "read_all_series",
@@ -218,11 +217,6 @@ def scan_folder(path: str | os.PathLike, recursive: bool = False) -> FolderScan:
     if scan.broken:
         logger.warning("%s: %d unreadable DICOM files, e.g. %s (%s)", path, len(scan.broken), *scan.broken[0])
     return scan
-
-
-def find_series(folder: str | os.PathLike, recursive: bool = False) -> dict[str, list[Path]]:
-    """SeriesInstanceUID -> files of that series (unsorted) found in ``folder``; see :func:`scan_folder`."""
-    return {uid: [p for p, _ in items] for uid, items in scan_folder(folder, recursive).series.items()}
 
 
 def _no_images_error(path: str | os.PathLike, scan: FolderScan) -> InputError:

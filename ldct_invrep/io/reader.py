@@ -1,4 +1,6 @@
-"""`LIRDicomReader`: our DICOM series reading as a MONAI ``ImageReader`` for ``LoadImage``/``LoadImaged``.
+"""Our readers as MONAI ``ImageReader`` s for ``LoadImage``/``LoadImaged`` (the bundles' inference preprocessing).
+
+`LIRDicomReader` reads a DICOM CT series; `Image8bitReader` an 8-bit natural image.
 
 MONAI's ``PydicomReader``/``ITKReader`` also read series folders; this reader exists so that MONAI
 pipelines get exactly the checks and decisions of :func:`ldct_invrep.io.dicom_read.scan_series` (CT only,
@@ -20,7 +22,7 @@ from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from ldct_invrep.io.dicom_read import DicomSeries, read_series, scan_folder
 
-__all__ = ["LIRDicomReader"]
+__all__ = ["Image8bitReader", "LIRDicomReader"]
 
 
 class LIRDicomReader(ImageReader):
@@ -116,3 +118,39 @@ class LIRDicomReader(ImageReader):
                 raise ValueError("series stacked as channels must share shape and affine")
         meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = 0
         return np.stack(arrays, axis=0), meta
+
+
+class Image8bitReader(ImageReader):
+    """Read an 8-bit image with :func:`ldct_invrep.data.natural.load_image_8bit`: float32 ``(channels, H, W)``
+    holding ``k / 255`` (3: RGB, a grey file repeated; 1: grey, an RGB file's rounded BT.601 luma).
+
+    MONAI's ``PILReader`` gives (W, H) arrays by default and converts to grey with PIL's integer luma; this
+    reader gives exactly the arrays the natural-image training, evaluation and Python API see. Channel first
+    (``original_channel_dim`` 0), rows then columns, no affine.
+    """
+
+    def __init__(self, channels: int = 3) -> None:
+        super().__init__()
+        self.channels = int(channels)
+
+    def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
+        from ldct_invrep.data.natural import IMAGE_SUFFIXES
+
+        return all(str(name).lower().endswith(IMAGE_SUFFIXES) for name in ensure_tuple(filename))
+
+    def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs) -> np.ndarray | list[np.ndarray]:
+        from ldct_invrep.data.natural import load_image_8bit
+
+        images = [load_image_8bit(name, self.channels) for name in ensure_tuple(data)]
+        return images if len(images) > 1 else images[0]
+
+    def get_data(self, img: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, dict]:
+        """(array, meta): one image ``(channels, H, W)``; several images of one size concatenated as channels."""
+        images = list(img) if isinstance(img, (list, tuple)) else [img]
+        array = np.concatenate(images, axis=0) if len(images) > 1 else images[0]
+        meta = {
+            MetaKeys.SPATIAL_SHAPE: np.array(array.shape[1:]),
+            MetaKeys.ORIGINAL_CHANNEL_DIM: 0,
+            "reader": type(self).__name__,
+        }
+        return array, meta

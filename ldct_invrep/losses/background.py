@@ -75,11 +75,6 @@ class BackgroundConsistencyLoss(_Loss):
         """The 1-D Gaussian of blur level ``scale`` (index into ``kernel_sizes``)."""
         return getattr(self, f"kernel_{scale}")
 
-    def kernel_2d(self, scale: int) -> Tensor:
-        """The separable 2-D blur kernel of level ``scale`` (``k x k``, sums to 1)."""
-        k = self.kernel_1d(scale)
-        return torch.outer(k, k)
-
     def blur(self, image: Tensor, scale: int) -> Tensor:
         """``B_k(image)`` for ``image`` of shape B x C x H x W; the output has the same shape."""
         if image.ndim != 4:

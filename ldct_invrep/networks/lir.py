@@ -67,9 +67,6 @@ class LIRConfig:
             return 0
         return self.code_channels if self.noise_channels is None else self.noise_channels
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 PRESETS: dict[str, LIRConfig] = {
     # UNIT dims (section 4.1: "similar network architecture as [21]"), 256-channel noise code as the official code.

@@ -7,7 +7,6 @@ progress bars (stderr) they are given. Heavy modules (torch, MONAI) are imported
 """
 
 from ldct_invrep.pipelines.denoise import (
-    denoise_series_folder,
     denoise_volumes,
     load_checkpoint,
     load_denoiser,
@@ -28,7 +27,6 @@ from ldct_invrep.pipelines.simulate import dose_label, simulate_dose_volumes
 __all__ = [
     "DEFAULT_METRIC_WINDOWS",
     "align_to_reference",
-    "denoise_series_folder",
     "denoise_volumes",
     "dose_label",
     "evaluate_volumes",

@@ -1,14 +1,13 @@
 """What ``denoise`` does: find and load the weights, then stream each volume (DICOM series or NIfTI) through
 ``inference.SliceDenoiser`` (LIR's ``G_Y(E_X(x))``, paper eq. 3) into a derived DICOM series or a NIfTI file.
 
-The ``denoise`` command, the ``demo`` and the CT bundles' inference (``recipes.denoise_series_folder``) all
-write through :func:`denoise_volumes`, so the same weights give the same files whichever way they are run.
+The ``denoise`` command and the ``demo`` write through :func:`denoise_volumes`; the CT bundles' inference
+configs build the same ``SliceDenoiser`` steps from MONAI transforms (tests/test_bundle_inference.py checks
+the files agree).
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from ldct_invrep.inference import SliceDenoiser
     from ldct_invrep.io.volumes import Volume
 
-__all__ = ["denoise_series_folder", "denoise_volumes", "load_checkpoint", "load_denoiser", "resolve_weights"]
+__all__ = ["denoise_volumes", "load_checkpoint", "load_denoiser", "resolve_weights"]
 
 #: Where other weights come from (``errors.Remedy``: API and command-line wording; ``info`` takes an argument).
 PASS_WEIGHTS = Remedy("; pass a weights file", "; pass --weights FILE", "--weights", "; give a weights file")
@@ -111,48 +110,3 @@ def denoise_volumes(
         batch_size=denoiser.batch_size, overwrite=overwrite, quiet=quiet, desc=desc, all_series=all_series,
         writer_kwargs={"method": "LIR", "derivation_description": _derivation(denoiser, header, weights_name)},
     )  # fmt: skip
-
-
-def denoise_series_folder(
-    network: nn.Module,
-    input_dir: str | PathLike,
-    output_dir: str | PathLike,
-    device: str | torch.device = "cpu",
-    batch_size: int | None = None,
-    bf16: bool = False,
-    overwrite: bool = False,
-    recursive: bool = True,
-    self_ensemble: int | None = None,
-    header: dict[str, Any] | None = None,
-) -> list[str]:
-    """Denoise every DICOM CT series under ``input_dir`` into ``output_dir/<SeriesInstanceUID>/`` (a derived
-    series each, :func:`denoise_volumes`): what the CT bundles' inference config runs. Returns the output folders.
-
-    The denoiser is built as the CLI builds it (``inference.SliceDenoiser.from_header``): the checkpoint
-    ``header``'s HU range and self-ensemble unless ``self_ensemble`` is given, ``batch_size`` None by device,
-    so the same weights give the same output. A progress bar per series and a summary line go to stderr.
-    """
-    from ldct_invrep.inference import SliceDenoiser
-    from ldct_invrep.io.volumes import open_volumes
-
-    if input_dir is None:
-        raise InputError("inference: no input folder; pass --input_dir (a folder of DICOM series)")
-    header = header or {}
-    denoiser = SliceDenoiser.from_header(
-        network, header, device=device, batch_size=batch_size, bf16=bf16, self_ensemble=self_ensemble
-    )
-    t0, n_slices, outputs = time.perf_counter(), 0, []
-    for vol in open_volumes(Path(input_dir), recursive=recursive, all_series=True):
-        target = Path(output_dir) / vol.series_uid
-        n_slices += denoise_volumes(
-            [vol], target, "dicom", denoiser, header, overwrite=overwrite, desc=f"denoise {vol.series_uid[-12:]}"
-        )
-        outputs.append(str(target))
-    seconds = time.perf_counter() - t0
-    print(
-        f"denoised {n_slices} slices of {len(outputs)} series in {seconds:.1f} s "
-        f"({seconds / max(n_slices, 1):.2f} s/slice, self-ensemble {denoiser.self_ensemble}) -> {output_dir}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return outputs

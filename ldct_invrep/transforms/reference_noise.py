@@ -25,9 +25,11 @@ from collections.abc import Hashable, Mapping
 import numpy as np
 import torch
 from monai.config import KeysCollection
+from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from ldct_invrep.transforms.lowdose import scan_noise_level
+from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE
 
 
 def reference_noise_weight(input_noise_hu: float | None, reference_noise_hu: float) -> float:
@@ -59,18 +61,70 @@ def blend_to_reference_noise(
 
 class ReferenceNoiseBlendd(MapTransform):
     """Dictionary form of :func:`blend_to_reference_noise` for MONAI post-processing: ``keys`` hold the restored
-    HU image (``(H, W)`` or channel-first ``(1, H, W)``), ``input_key`` the HU input it was restored from."""
+    HU image, ``input_key`` the HU input it was restored from, both of one layout: a 2D slice ``(H, W)`` or
+    ``(1, H, W)``, or a volume, with or without a channel axis of 1 (a MetaTensor's dimension is read from its
+    affine, a plain 3D array with a first axis of 1 is one channel-first slice). A volume is blended slice by
+    slice, each measured as the (row, column) image it is, like ``inference.SliceDenoiser``: ``slice_dim`` 2
+    for MONAI's ``(x, y, z)`` (each z-slice transposed), 0 for the ``(slice, row, column)`` order of
+    ``io.LIRDicomReader(reverse_indexing=True)`` (``SliceInferer(spatial_dim=0)``). Input pixels below
+    ``padding_below`` HU (outside the field of view) never count in the noise measurement."""
 
-    def __init__(self, keys: KeysCollection, input_key: str, reference_noise_hu: float, allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        input_key: str,
+        reference_noise_hu: float,
+        padding_below: float | None = NETWORK_HU_RANGE[0],
+        slice_dim: int = 2,
+        allow_missing_keys: bool = False,
+    ):
         super().__init__(keys, allow_missing_keys)
+        if slice_dim not in (0, 2):
+            raise ValueError(f"slice_dim must be 2 ((x, y, z)) or 0 ((slice, row, column)), got {slice_dim}")
+        self.slice_dim = slice_dim
+        if reference_noise_hu < 0:
+            raise ValueError(f"reference_noise_hu must be >= 0, got {reference_noise_hu}")
         self.input_key = input_key
         self.reference_noise_hu = float(reference_noise_hu)
+        self.padding_below = padding_below
+
+    @staticmethod
+    def _is_volume(image: torch.Tensor) -> bool:
+        """Whether ``image`` is a MONAI volume ``(x, y, z)`` / ``(1, x, y, z)`` rather than a 2D slice."""
+        if image.ndim == 3 and isinstance(image, MetaTensor):
+            return image.affine.shape[-1] == 4
+        if image.ndim == 4 and image.shape[0] == 1 or image.ndim == 3 and image.shape[0] != 1:
+            return True
+        if image.ndim in (2, 3):
+            return False
+        raise ValueError(f"expected (H, W), (1, H, W), (x, y, z) or (1, x, y, z), got shape {tuple(image.shape)}")
+
+    def _slices(self, image: torch.Tensor, volume: bool) -> np.ndarray:
+        """``image`` as ``(n, rows, columns)`` HU slices (a view for ``slice_dim`` 0)."""
+        array = image.detach().cpu().numpy().astype(np.float32)
+        if not volume:
+            return array.reshape((1,) + array.shape[-2:])
+        array = array.reshape(array.shape[-3:])
+        return array.T if self.slice_dim == 2 else array
+
+    def _blend(self, noisy: np.ndarray, restored: np.ndarray) -> np.ndarray:
+        if noisy.shape != restored.shape:
+            raise ValueError(f"{self.input_key!r} has shape {noisy.shape}, the restored image {restored.shape}")
+        out = np.empty_like(restored)
+        for i in range(len(out)):
+            padding = None if self.padding_below is None else noisy[i] < self.padding_below
+            out[i], _ = blend_to_reference_noise(noisy[i], restored[i], self.reference_noise_hu, padding=padding)
+        return out
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
-        noisy = torch.as_tensor(d[self.input_key]).detach().cpu().numpy().squeeze()
+        if not self.reference_noise_hu:
+            return d
+        source = torch.as_tensor(d[self.input_key])
         for key in self.key_iterator(d):
             restored = torch.as_tensor(d[key])  # a MetaTensor stays one, with its metadata
-            out, _ = blend_to_reference_noise(noisy, restored.detach().cpu().numpy().squeeze(), self.reference_noise_hu)
-            d[key] = restored.clone().copy_(torch.from_numpy(out.reshape(tuple(restored.shape))))
+            volume = self._is_volume(restored)
+            out = self._blend(self._slices(source, volume), self._slices(restored, volume))
+            out = np.ascontiguousarray(out.T if volume and self.slice_dim == 2 else out).reshape(tuple(restored.shape))
+            d[key] = restored.clone().copy_(torch.from_numpy(out))
         return d

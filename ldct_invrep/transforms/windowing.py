@@ -27,9 +27,10 @@ __all__ = [
     "NETWORK_HU_RANGE",
     "NETWORK_RANGE",
     "WINDOWS",
-    "HUWindowInversed",
     "HUWindowd",
+    "RestoreOutsideWindowd",
     "hu_to_net",
+    "keep_outside_window",
     "net_to_hu",
     "window_from_level_width",
     "window_from_name_or_range",
@@ -127,8 +128,9 @@ class HUWindowd(MapTransform, InvertibleTransform):
     transform is not invertible, so the inverse is ours: the window is recorded in the MetaTensor's
     ``applied_operations`` like any MONAI invertible transform, and ``.inverse(data)`` or
     ``monai.transforms.Invertd`` map network-range values (e.g. a prediction) back to HU. Values outside the
-    window were clipped by the forward map and come back as the window's edges. With
-    ``monai.data.set_track_meta(False)`` nothing is traced (MONAI's rule); use :class:`HUWindowInversed`.
+    window were clipped by the forward map and come back as the window's edges (:class:`RestoreOutsideWindowd`
+    gives them their input values). With ``monai.data.set_track_meta(False)`` nothing is traced (MONAI's
+    rule); map such values with :func:`net_to_hu`.
     """
 
     backend = ScaleIntensityRange.backend
@@ -165,31 +167,43 @@ class HUWindowd(MapTransform, InvertibleTransform):
         return d
 
 
-class HUWindowInversed(MapTransform):
-    """Map network-range values back to HU for a known window, without a trace (e.g. raw network outputs).
+def keep_outside_window(out: ArrayT, source: ArrayT, window: str | Sequence[float] = NETWORK_HU_RANGE) -> ArrayT:
+    """``out`` with every pixel whose ``source`` value lies outside ``window`` given back that source value (in
+    place for numpy arrays; returns the array). The network only ever saw the window (padding outside the field
+    of view and dense metal were clipped), so a denoised image keeps those pixels as they were; the one rule for
+    ``inference.SliceDenoiser`` and the bundles' :class:`RestoreOutsideWindowd`."""
+    lo, hi = window_from_name_or_range(window)
+    if isinstance(out, torch.Tensor):
+        src = torch.as_tensor(source, device=out.device, dtype=out.dtype)
+        outside = (src < lo) | (src > hi)
+        return torch.where(outside, src, out)
+    src = np.asarray(source)
+    outside = (src < lo) | (src > hi)
+    out[outside] = src[outside]
+    return out
 
-    Same map as :meth:`HUWindowd.inverse`; ``clip=True`` first clips the values to ``out_range``.
+
+class RestoreOutsideWindowd(MapTransform):
+    """Postprocessing after ``Invertd(HUWindowd)``: the pixels of ``keys`` whose value in ``source_key`` (a copy
+    of the input taken before windowing, e.g. ``CopyItemsd``) lies outside ``window`` take that input value.
+
+    ``HUWindowd``'s inverse cannot do it: its forward map clipped those values away. MONAI has no transform
+    that merges two images by an intensity condition, hence this one (:func:`keep_outside_window`).
     """
 
     def __init__(
         self,
         keys: KeysCollection,
+        source_key: str,
         window: str | Sequence[float] = "full",
-        out_range: Sequence[float] = NETWORK_RANGE,
-        clip: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        self.source_key = source_key
         self.window = window_from_name_or_range(window)
-        self.out_range = _out_range(out_range)
-        self.clip = clip
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
-        lo_out, hi_out = sorted(self.out_range)
         for key in self.key_iterator(d):
-            x = _as_float(d[key])
-            if self.clip:
-                x = x.clamp(lo_out, hi_out) if isinstance(x, torch.Tensor) else np.clip(x, lo_out, hi_out)
-            d[key] = net_to_hu(x, self.window, self.out_range)
+            d[key] = keep_outside_window(d[key], d[self.source_key], self.window)
         return d
