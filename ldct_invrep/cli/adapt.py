@@ -79,6 +79,10 @@ def adapt(
     the series UIDs (never patient data), the starting state, iterations, training time and the check; its full
     training state (NAME_state.pt) allows --resume and further adapting (--from NAME_state.pt).
 
+    Measured on 3 real quarter-dose slices, adapting made the model worse against full dose (docs/adapt.md):
+    adapt on many slices, add your own normal-dose series, and check the result against a few full-dose
+    references with ldct-invrep evaluate before using it.
+
     \b
     Examples:
       ldct-invrep adapt scans/my_scanner/ --out my_model.pt --minutes 10 --threads 2
