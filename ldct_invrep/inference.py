@@ -19,7 +19,7 @@ from monai.inferers import SimpleInferer
 from torch import nn
 
 from ldct_invrep.inferers import SelfEnsembleInferer
-from ldct_invrep.transforms.reference_noise import blend_to_reference_noise
+from ldct_invrep.transforms.reference_noise import blend_slices_to_reference_noise, check_reference_noise
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, keep_outside_window, net_to_hu
 
 #: Slices per forward pass by device type. On CPU one slice at a time was fastest (denoise of the 20-slice
@@ -40,6 +40,18 @@ def memory_format(device: str | torch.device) -> torch.memory_format:
     small convolutions of the CPU presets about twice as fast (benchmarks/denoise_speed.py); the default layout
     elsewhere. ``SliceDenoiser`` and the bundles' inference use it, so both compute the same floats."""
     return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
+
+
+def self_ensemble_size(header: dict[str, Any], chosen: int | None = None) -> int:
+    """``chosen`` when given, else the header's ``self_ensemble`` (else 1): how a checkpoint is run, by
+    :meth:`SliceDenoiser.from_header` and the bundles' evaluate and inference configs."""
+    return int(chosen) if chosen is not None else int(header.get("self_ensemble", 1))
+
+
+def reference_noise_level(header: dict[str, Any], chosen: float | None = None) -> float:
+    """``chosen`` when given, else the header's ``reference_noise_hu`` (else 0, no blending): by
+    :meth:`SliceDenoiser.from_header` and the CT bundles' ``ReferenceNoiseBlendd``."""
+    return float(chosen) if chosen is not None else float(header.get("reference_noise_hu", 0.0))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -81,9 +93,7 @@ class SliceDenoiser:
         self.bf16 = bf16
         self.self_ensemble = int(self_ensemble)
         self.inferer = SelfEnsembleInferer(self.self_ensemble, SimpleInferer())
-        if reference_noise_hu < 0:
-            raise ValueError(f"reference_noise_hu must be >= 0, got {reference_noise_hu}")
-        self.reference_noise_hu = float(reference_noise_hu)
+        self.reference_noise_hu = check_reference_noise(reference_noise_hu)
         #: the input's weight ``a`` of every slice blended so far (reference-noise blending; empty when off)
         self.blend_weights: list[float] = []
 
@@ -92,10 +102,8 @@ class SliceDenoiser:
         """Build for ``restorer`` as its checkpoint ``header`` says it is run: its ``hu_range`` and, unless
         given (and not None), its ``self_ensemble`` (else 1) and ``reference_noise_hu`` (else 0). The CLI and the
         bundles' inference both build their denoiser here, so the same weights give the same output."""
-        if kwargs.get("self_ensemble") is None:
-            kwargs["self_ensemble"] = int(header.get("self_ensemble", 1))
-        if kwargs.get("reference_noise_hu") is None:
-            kwargs["reference_noise_hu"] = float(header.get("reference_noise_hu", 0.0))
+        kwargs["self_ensemble"] = self_ensemble_size(header, kwargs.get("self_ensemble"))
+        kwargs["reference_noise_hu"] = reference_noise_level(header, kwargs.get("reference_noise_hu"))
         return cls(restorer, hu_range=tuple(header.get("hu_range", NETWORK_HU_RANGE)), **kwargs)
 
     @classmethod
@@ -120,9 +128,8 @@ class SliceDenoiser:
             y = self.inferer(x, self.restorer)
         out = keep_outside_window(net_to_hu(y[:, 0].float().cpu().numpy(), self.hu_range), hu, self.hu_range)
         if self.reference_noise_hu:
-            for i in range(len(out)):
-                out[i], a = blend_to_reference_noise(hu[i], out[i], self.reference_noise_hu, padding=hu[i] < self.hu_range[0])
-                self.blend_weights.append(a)
+            out, weights = blend_slices_to_reference_noise(hu, out, self.reference_noise_hu, self.hu_range[0])
+            self.blend_weights.extend(weights)
         return out
 
     def denoise(self, hu: np.ndarray | MetaTensor) -> np.ndarray | MetaTensor:

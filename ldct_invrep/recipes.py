@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ldct_invrep.data.natural import IMAGE_SUFFIXES
 from ldct_invrep.errors import InputError
+from ldct_invrep.inference import reference_noise_level, self_ensemble_size  # the bundles' configs name them here
 
 __all__ = [
     "bundle_checkpoint",
@@ -510,18 +511,6 @@ def restorer_config(header: dict[str, Any], preset: str = "lite", **overrides: A
     from ldct_invrep.networks import LIRConfig
 
     return LIRConfig(**header["config"]) if "config" in header else lir_config(preset, **overrides)
-
-
-def self_ensemble_size(header: dict[str, Any], chosen: int | None = None) -> int:
-    """``chosen`` when given, else the header's ``self_ensemble`` (else 1): the CLI's default rule
-    (``inference.SliceDenoiser.from_header``) for the bundles' evaluate and inference configs."""
-    return int(chosen) if chosen is not None else int(header.get("self_ensemble", 1))
-
-
-def reference_noise_level(header: dict[str, Any], chosen: float | None = None) -> float:
-    """``chosen`` when given, else the header's ``reference_noise_hu`` (else 0, no blending): the CLI's default
-    rule (``inference.SliceDenoiser.from_header``) for the CT bundles' ``ReferenceNoiseBlendd``."""
-    return float(chosen) if chosen is not None else float(header.get("reference_noise_hu", 0.0))
 
 
 # --------------------------------------------------------------------------------------------- inference

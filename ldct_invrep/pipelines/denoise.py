@@ -18,7 +18,6 @@ from ldct_invrep.errors import InputError, Remedy, first_line
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
     from ldct_invrep.inference import SliceDenoiser
     from ldct_invrep.io.volumes import Volume

@@ -32,11 +32,17 @@ from ldct_invrep.transforms.lowdose import scan_noise_level
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE
 
 
+def check_reference_noise(reference_noise_hu: float) -> float:
+    """``reference_noise_hu`` as a float, or ``ValueError`` when it is negative."""
+    if reference_noise_hu < 0:
+        raise ValueError(f"reference_noise_hu must be >= 0, got {reference_noise_hu}")
+    return float(reference_noise_hu)
+
+
 def reference_noise_weight(input_noise_hu: float | None, reference_noise_hu: float) -> float:
     """The blend weight ``a = min(1, (sigma_r / sigma_x)^2)``; 0 when ``reference_noise_hu`` is 0 or the input's
     noise is unknown (None) or not positive."""
-    if reference_noise_hu < 0:
-        raise ValueError(f"reference_noise_hu must be >= 0, got {reference_noise_hu}")
+    check_reference_noise(reference_noise_hu)
     if not reference_noise_hu or input_noise_hu is None or not input_noise_hu > 0:
         return 0.0
     return float(min(1.0, (reference_noise_hu / input_noise_hu) ** 2))
@@ -57,6 +63,22 @@ def blend_to_reference_noise(
     if a == 0.0:
         return restored, 0.0
     return restored + np.float32(a) * (noisy - restored), a
+
+
+def blend_slices_to_reference_noise(
+    noisy_hu: np.ndarray, restored_hu: np.ndarray, reference_noise_hu: float, padding_below: float | None
+) -> tuple[np.ndarray, list[float]]:
+    """:func:`blend_to_reference_noise` of each slice of two ``(n, H, W)`` HU stacks; input pixels below
+    ``padding_below`` HU are padding. Returns the blended stack and each slice's weight ``a``."""
+    if noisy_hu.shape != restored_hu.shape:
+        raise ValueError(f"input has shape {noisy_hu.shape}, the restored image {restored_hu.shape}")
+    out = np.empty(restored_hu.shape, dtype=np.float32)
+    weights = []
+    for i in range(len(out)):
+        padding = None if padding_below is None else noisy_hu[i] < padding_below
+        out[i], a = blend_to_reference_noise(noisy_hu[i], restored_hu[i], reference_noise_hu, padding=padding)
+        weights.append(a)
+    return out, weights
 
 
 class ReferenceNoiseBlendd(MapTransform):
@@ -82,10 +104,8 @@ class ReferenceNoiseBlendd(MapTransform):
         if slice_dim not in (0, 2):
             raise ValueError(f"slice_dim must be 2 ((x, y, z)) or 0 ((slice, row, column)), got {slice_dim}")
         self.slice_dim = slice_dim
-        if reference_noise_hu < 0:
-            raise ValueError(f"reference_noise_hu must be >= 0, got {reference_noise_hu}")
         self.input_key = input_key
-        self.reference_noise_hu = float(reference_noise_hu)
+        self.reference_noise_hu = check_reference_noise(reference_noise_hu)
         self.padding_below = padding_below
 
     @staticmethod
@@ -107,15 +127,6 @@ class ReferenceNoiseBlendd(MapTransform):
         array = array.reshape(array.shape[-3:])
         return array.T if self.slice_dim == 2 else array
 
-    def _blend(self, noisy: np.ndarray, restored: np.ndarray) -> np.ndarray:
-        if noisy.shape != restored.shape:
-            raise ValueError(f"{self.input_key!r} has shape {noisy.shape}, the restored image {restored.shape}")
-        out = np.empty_like(restored)
-        for i in range(len(out)):
-            padding = None if self.padding_below is None else noisy[i] < self.padding_below
-            out[i], _ = blend_to_reference_noise(noisy[i], restored[i], self.reference_noise_hu, padding=padding)
-        return out
-
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         if not self.reference_noise_hu:
@@ -124,7 +135,9 @@ class ReferenceNoiseBlendd(MapTransform):
         for key in self.key_iterator(d):
             restored = torch.as_tensor(d[key])  # a MetaTensor stays one, with its metadata
             volume = self._is_volume(restored)
-            out = self._blend(self._slices(source, volume), self._slices(restored, volume))
+            out, _ = blend_slices_to_reference_noise(
+                self._slices(source, volume), self._slices(restored, volume), self.reference_noise_hu, self.padding_below
+            )
             out = np.ascontiguousarray(out.T if volume and self.slice_dim == 2 else out).reshape(tuple(restored.shape))
             d[key] = restored.clone().copy_(torch.from_numpy(out))
         return d
