@@ -130,9 +130,10 @@ def main(argv: list[str] | None = None) -> dict:
             trainer, base, data, out, **{kind: amount}, max_drift_hu=math.inf, overwrite=not resume, resume=resume,
             quiet=args.quiet,
         )  # fmt: skip
-        for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
-            for group in optimizer.param_groups:
-                group["lr"] *= args.lr_scale if not resume else 1.0
+        if not resume:  # a resumed run's optimiser state holds the scaled rates already
+            for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+                for group in optimizer.param_groups:
+                    group["lr"] *= args.lr_scale
         t0 = time.perf_counter()
         run.run()
         check = run.finish(report=lambda text: print(text, file=sys.stderr))

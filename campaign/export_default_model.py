@@ -2,7 +2,7 @@
 ``--average-from`` on (weights and batch-norm statistics, ``engine.average_checkpoints``), as the shipped
 Restorer with its header (data, recipe, selection, self-ensemble).
 
-    python campaign/export_default_model.py --run /tmp/ct_campaign --average-from 2000 --self-ensemble 4 \
+    python campaign/export_default_model.py --run runs/ct_campaign --average-from 2000 --self-ensemble 4 \
         --out ldct_invrep/weights/lir_ct.pt
 
 The averaging rule (second half of the run) is fixed before looking at any score; the self-ensemble is

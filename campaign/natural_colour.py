@@ -8,7 +8,7 @@ script. One process runs one variant at a time (never two trainings at once on t
    consistency), each to ``--ablation-budget`` iterations: the same budget as each other and as (d);
 3. ``poisson``: the full model on Poisson noise (Table 2), to ``--poisson-budget`` iterations.
 
-    python campaign/natural_colour.py --dataset-dir ../shared/data --work /tmp/natural_campaign
+    python campaign/natural_colour.py --dataset-dir ../shared/data --work runs/natural_campaign
 
 Every variant trains on colour CBSD432 (``--channels 3``, the bundles' default) with the architecture of
 ``--preset`` and the VGG semantic term off (``semantic_weight 0``: its ImageNet weights are not available
