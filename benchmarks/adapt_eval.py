@@ -26,6 +26,7 @@ weights are derived from AAPM data: they stay in ``--work`` and must not be ship
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -38,6 +39,7 @@ import torch
 
 from ldct_invrep.adaptation import (
     DEFAULT_MAX_DRIFT_HU,
+    DEFAULT_MAX_NOISE_RATIO,
     Adaptation,
     SeriesSlices,
     build_trainer,
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
             base, data, batch_size=args.batch_size, seed=args.seed, checkpoint_every=args.checkpoint_every
         )
         run = Adaptation(
-            trainer, base, data, out, **{kind: amount}, max_drift_hu=math.inf, overwrite=not resume, resume=resume,
+            trainer, base, data, out, **{kind: amount}, max_drift_hu=math.inf, max_noise_ratio=math.inf, overwrite=not resume, resume=resume,
             quiet=args.quiet,
         )  # fmt: skip
         if not resume:  # a resumed run's optimiser state holds the scaled rates already
@@ -144,7 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
             "seconds": round(time.perf_counter() - t0, 1),
             "seconds_in_total": round(run.budget.seconds_run(), 1),
             "drift_hu": check.drift_after,
-            "guard_at_default_tolerance": "passes" if abs(check.drift_after) <= DEFAULT_MAX_DRIFT_HU else "refuses",
+            "guard_at_default_tolerance": "passes" if dataclasses.replace(
+                check, max_drift_hu=DEFAULT_MAX_DRIFT_HU, max_noise_ratio=DEFAULT_MAX_NOISE_RATIO).accepted else "refuses",
             "check": check.to_dict(),
         }
         rows["before (unadapted)"]["drift_hu"] = check.drift_before
@@ -153,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
         print()
     for label, row in rows.items():
         if "iterations" in row:
-            guard = f"drift guard at {DEFAULT_MAX_DRIFT_HU:g} HU {row['guard_at_default_tolerance']}"
+            guard = (f"guards at their defaults (drift {DEFAULT_MAX_DRIFT_HU:g} HU, noise x{DEFAULT_MAX_NOISE_RATIO:g}): "
+                     f"{row['guard_at_default_tolerance']}")
             print(f"{label}: {row['iterations']} iterations, {row['seconds']} s in this run ({row['seconds_in_total']} s in total); {guard}")
     result = {
         "from": state_path.name, "threads": args.threads, "batch_size": args.batch_size, "nested": args.nested, "slices": names,

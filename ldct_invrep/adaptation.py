@@ -8,7 +8,8 @@ training is the engine's :class:`~ldct_invrep.engine.LIRTrainer` on an
 :class:`~ldct_invrep.data.UnpairedPatchDataset`; this module adds the data preparation (held-out slices),
 the run control (budget, progress, a resumable state next to the output, averaged snapshots) and the guard
 rail: a no-reference check on the held-out slices before and after (:mod:`ldct_invrep.image_quality`), and no
-model is written whose soft-tissue mean HU drifts from the input by more than ``max_drift_hu``.
+model is written whose soft-tissue mean HU drifts from the input by more than ``max_drift_hu``, or that leaves
+more flat-tissue noise than the starting model by more than ``max_noise_ratio``.
 
 The command (``ldct_invrep.cli.adapt``), the bundle config (``bundles/ldct_simulated/configs/adapt.json``)
 and ``benchmarks/adapt_eval.py`` all go through :class:`Adaptation`.
@@ -30,6 +31,7 @@ from ldct_invrep.image_quality import QualityFigures, SliceMasks, quality_figure
 
 __all__ = [
     "DEFAULT_MAX_DRIFT_HU",
+    "DEFAULT_MAX_NOISE_RATIO",
     "DEFAULT_MAX_SLICES",
     "Adaptation",
     "AdaptData",
@@ -45,6 +47,10 @@ __all__ = [
 
 #: Largest soft-tissue mean HU drift (held-out slices, adapted output minus input) of a model adapt writes.
 DEFAULT_MAX_DRIFT_HU = 5.0
+#: Largest ratio of the adapted model's flat-tissue noise to the starting model's (held-out slices) adapt writes:
+#: an adapted model that leaves more noise in the user's own slices than the one it started from did not learn
+#: to remove their noise (freezing the clean side while adapting on 2 real slices left 39 HU where it began at 11).
+DEFAULT_MAX_NOISE_RATIO = 1.25
 #: Slices read from all low-dose inputs together (evenly spaced within each series): bounds memory.
 DEFAULT_MAX_SLICES = 200
 #: Patch size of the unpaired training (paper section 4.1).
@@ -223,6 +229,7 @@ class CheckResult:
     after: QualityFigures
     max_drift_hu: float
     slices: int
+    max_noise_ratio: float = DEFAULT_MAX_NOISE_RATIO
 
     @property
     def drift_before(self) -> float:
@@ -233,8 +240,26 @@ class CheckResult:
         return self.after.soft_tissue_hu - self.input.soft_tissue_hu
 
     @property
+    def noise_ratio(self) -> float:
+        """Flat-tissue noise after over before (both on the held-out slices)."""
+        return self.after.noise_hu / self.before.noise_hu if self.before.noise_hu > 0 else float("inf")
+
+    @property
+    def refusal(self) -> str:
+        """Why the adapted model must not be written ("" when it may): soft-tissue drift past ``max_drift_hu``, or
+        more flat-tissue noise than the starting model left, by more than ``max_noise_ratio``."""
+        if not abs(self.drift_after) <= self.max_drift_hu:
+            return (f"the adapted model moves the soft-tissue mean by {self.drift_after:+.1f} HU on the held-out slices "
+                    f"(tolerance {self.max_drift_hu:g} HU, --max-drift-hu)")
+        if not self.noise_ratio <= self.max_noise_ratio:
+            return (f"the adapted model leaves {self.after.noise_hu:.1f} HU of noise in flat soft tissue of the held-out "
+                    f"slices where the model it started from left {self.before.noise_hu:.1f} HU (x{self.noise_ratio:.2f}; "
+                    f"tolerance x{self.max_noise_ratio:g}, --max-noise-ratio)")
+        return ""
+
+    @property
     def accepted(self) -> bool:
-        return abs(self.drift_after) <= self.max_drift_hu
+        return not self.refusal
 
     def table(self) -> str:
         rows = [
@@ -256,10 +281,14 @@ class CheckResult:
             "input": self.input.to_dict(), "before": self.before.to_dict(), "after": self.after.to_dict(),
             "drift_before_hu": round(self.drift_before, 3), "drift_after_hu": round(self.drift_after, 3),
             "max_drift_hu": self.max_drift_hu,
+            "noise_ratio": round(self.noise_ratio, 3), "max_noise_ratio": self.max_noise_ratio,
         }  # fmt: skip
 
 
-def run_check(before: Any, after: Any, header: dict[str, Any], data: AdaptData, max_drift_hu: float) -> CheckResult:
+def run_check(
+    before: Any, after: Any, header: dict[str, Any], data: AdaptData, max_drift_hu: float,
+    max_noise_ratio: float = DEFAULT_MAX_NOISE_RATIO,
+) -> CheckResult:
     """Denoise the held-out slices with the Restorers ``before`` and ``after`` (run as ``header`` says: HU range,
     self-ensemble) and measure input, before and after on the input's masks."""
     from ldct_invrep.inference import SliceDenoiser
@@ -268,7 +297,8 @@ def run_check(before: Any, after: Any, header: dict[str, Any], data: AdaptData, 
     for restorer in (before, after):
         denoiser = SliceDenoiser.from_header(restorer, header, batch_size=1)
         figures.append(quality_figures([denoiser.denoise(s) for s in data.held_out_hu], data.held_out_masks))
-    return CheckResult(*figures, max_drift_hu=float(max_drift_hu), slices=len(data.held_out_hu))
+    return CheckResult(*figures, max_drift_hu=float(max_drift_hu), slices=len(data.held_out_hu),
+                       max_noise_ratio=float(max_noise_ratio))
 
 
 # --------------------------------------------------------------------------------------------- the run
@@ -335,7 +365,7 @@ class Adaptation:
     and attaches the run control: the budget (``iterations`` or ``minutes`` in total, over resumes), a progress
     bar, snapshot averaging over the budget's second half and the state writer. :meth:`run` trains;
     :meth:`finish` runs the held-out check and writes ``out`` unless the soft-tissue drift exceeds
-    ``max_drift_hu`` (then ``InputError``; the state stays, so ``--resume`` with a longer budget or another
+    ``max_drift_hu`` or its noise rises past ``max_noise_ratio`` (then ``InputError``; the state stays, so ``--resume`` with a longer budget or another
     tolerance goes on from it).
     """
 
@@ -349,6 +379,7 @@ class Adaptation:
         iterations: int | None = None,
         minutes: float | None = None,
         max_drift_hu: float = DEFAULT_MAX_DRIFT_HU,
+        max_noise_ratio: float = DEFAULT_MAX_NOISE_RATIO,
         resume: bool = False,
         overwrite: bool = False,
         quiet: bool = False,
@@ -369,6 +400,7 @@ class Adaptation:
         self.out = Path(out)
         self.state_path = state_path_for(self.out)
         self.max_drift_hu = float(max_drift_hu)
+        self.max_noise_ratio = float(max_noise_ratio)
         self.main = idist.get_rank() == 0
         trainer_state = base.entries.get("trainer") or {}
         self.job = {
@@ -474,13 +506,13 @@ class Adaptation:
         if not self.main:
             return None
         network = copy.deepcopy(self.adapted_network()).cpu().eval()
-        result = run_check(self.base.restorer(), network.restorer(), self.base.header, self.data, self.max_drift_hu)
+        result = run_check(self.base.restorer(), network.restorer(), self.base.header, self.data, self.max_drift_hu,
+                           self.max_noise_ratio)
         report(result.table())
         if not result.accepted:
             raise InputError(
-                f"{self.out}: not written: the adapted model moves the soft-tissue mean by {result.drift_after:+.1f} "
-                f"HU on the held-out slices (tolerance {self.max_drift_hu:g} HU, --max-drift-hu); its training state "
-                f"is kept in {self.state_path.name} (--resume with a longer budget or another tolerance)"
+                f"{self.out}: not written: {result.refusal}; its training state is kept in {self.state_path.name} "
+                "(--resume with a longer budget or another tolerance)"
             )
         save_restorer(self.out, network, self.output_header(result))
         return result

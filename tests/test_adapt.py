@@ -38,7 +38,7 @@ from ldct_invrep.errors import InputError
 BUNDLE = REPO_ROOT / "bundles" / "ldct_simulated"
 # quick runs: 6 slices read, 2-patch batches, a state every 2 iterations, no drift guard unless a test wants one
 FAST = ["--max-slices", 6, "--batch-size", 2, "--checkpoint-every", 2, "--threads", 1, "-q"]
-LOOSE = ["--max-drift-hu", 1000]
+LOOSE = ["--max-drift-hu", 1000, "--max-noise-ratio", 1000]
 
 _one_thread = one_thread_fixture()
 
@@ -130,7 +130,8 @@ def test_adapt_end_to_end_then_denoise(my_scanner: Path, tiny_state: Path, tmp_p
     assert adapted["normal_dose_series"][0]["label"] == "package sample series"
     assert adapted["training_slices"] == 5 and adapted["held_out_slices"] == 1
     check = adapted["check"]
-    assert set(check) >= {"input", "before", "after", "drift_after_hu", "max_drift_hu"}
+    assert set(check) >= {"input", "before", "after", "drift_after_hu", "max_drift_hu", "noise_ratio", "max_noise_ratio"}
+    assert check["noise_ratio"] == pytest.approx(check["after"]["noise_hu"] / check["before"]["noise_hu"], rel=1e-2)
     assert check["drift_after_hu"] == pytest.approx(check["after"]["soft_tissue_hu"] - check["input"]["soft_tissue_hu"], abs=0.01)
     assert header["preset"] == "lite" and "adapted (ldct-invrep adapt, 4 iterations)" in header["training_data"]
     text = json.dumps(header)
@@ -258,6 +259,23 @@ def test_drift_guard_refuses_then_resume_rechecks_without_training(my_scanner: P
     assert read_header(out)["adapted"]["iterations"] == 2
     assert torch.load(state_path_for(out), weights_only=True)["trainer"]["iteration"] == 2
     assert state_path_for(out).read_bytes() == state_before
+
+
+def test_noise_guard_refuses_a_model_that_leaves_more_noise() -> None:
+    """The second guard: more flat-tissue noise than the starting model, by more than max_noise_ratio."""
+    from ldct_invrep.adaptation import DEFAULT_MAX_NOISE_RATIO, CheckResult
+    from ldct_invrep.image_quality import QualityFigures
+
+    def check(after_noise: float, drift: float = 0.0) -> CheckResult:
+        return CheckResult(QualityFigures(55.6, 215.0, 8.6), QualityFigures(11.0, 212.0, 8.8),
+                           QualityFigures(after_noise, 212.0, 8.6 + drift), max_drift_hu=5.0, slices=1)
+
+    assert check(11.0 * DEFAULT_MAX_NOISE_RATIO).accepted and check(8.0).accepted
+    noisy = check(38.9)
+    assert not noisy.accepted and noisy.noise_ratio == pytest.approx(38.9 / 11.0)
+    assert "leaves 38.9 HU of noise" in noisy.refusal and "left 11.0 HU" in noisy.refusal and "--max-noise-ratio" in noisy.refusal
+    assert "--max-drift-hu" in check(11.0, drift=6.0).refusal  # the drift is checked first
+    assert noisy.to_dict()["noise_ratio"] == pytest.approx(3.536, abs=1e-3)
 
 
 # --------------------------------------------------------------------------------------------- bad inputs
@@ -439,7 +457,7 @@ def test_quality_figures_see_noise_blur_and_drift() -> None:
 def _bundle_args(tiny_state: Path, low: Path, root: Path) -> dict:
     return {
         "low_dose": [str(low)], "from_state": str(tiny_state), "iterations": 4, "checkpoint_every": 2,
-        "batch_size": 2, "max_slices": 6, "max_drift_hu": 1000.0, "threads": 1, "bundle_root": str(root),
+        "batch_size": 2, "max_slices": 6, "max_drift_hu": 1000.0, "max_noise_ratio": 1000.0, "threads": 1, "bundle_root": str(root),
     }  # fmt: skip
 
 

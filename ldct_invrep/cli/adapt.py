@@ -53,6 +53,11 @@ def _plural(n: int, word: str) -> str:
     "--max-drift-hu", type=click.FloatRange(min=0), default=5.0, show_default=True,
     help="Refuse to write a model that moves the soft-tissue mean of the held-out slices by more HU than this.",
 )
+@click.option(
+    "--max-noise-ratio", type=click.FloatRange(min=1), default=1.25, show_default=True,
+    help="Refuse to write a model that leaves more flat-tissue noise in the held-out slices than the model it "
+    "started from, by more than this factor.",
+)
 @click.option("--max-slices", type=click.IntRange(min=2), default=200, show_default=True, help="Low-dose slices read in all (evenly spaced in each series).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Patch pairs per iteration (64x64, paper section 4.1).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=20, show_default=True, help="Write the training state every N iterations.")
@@ -63,7 +68,8 @@ def _plural(n: int, word: str) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or step messages (the check table and summary are still printed).")
 def adapt(
     low_dose: tuple[Path, ...], out: Path, normal_dose: tuple[Path, ...], minutes: float | None, iterations: int | None,
-    from_state: Path | None, resume: bool, overwrite: bool, holdout: int | None, max_drift_hu: float, max_slices: int,
+    from_state: Path | None, resume: bool, overwrite: bool, holdout: int | None, max_drift_hu: float,
+    max_noise_ratio: float, max_slices: int,
     batch_size: int, checkpoint_every: int, seed: int, threads: int | None, device: str, recursive: bool, quiet: bool,
 ) -> None:
     """Adapt the LIR model to your scanner and protocol from your own low-dose scans: no full-dose pairs needed.
@@ -75,7 +81,8 @@ def adapt(
 
     A few slices are held out. Before writing, a no-reference check on them compares the input, the model
     before and after: noise std in flat soft tissue, edge sharpness and soft-tissue mean HU. A model whose
-    soft-tissue mean moves by more than --max-drift-hu is not written (exit 2). The output header records
+    soft-tissue mean moves by more than --max-drift-hu, or that leaves more noise than the starting model
+    (--max-noise-ratio), is not written (exit 2). The output header records
     the series UIDs (never patient data), the starting state, iterations, training time and the check; its full
     training state (NAME_state.pt) allows --resume and further adapting (--from NAME_state.pt).
 
@@ -143,7 +150,8 @@ def adapt(
     torch.manual_seed(settings["seed"])
     trainer = build_trainer(base, data, device=torch_device, **settings)
     run = Adaptation(
-        trainer, base, data, out, **budget, max_drift_hu=max_drift_hu, resume=resume, overwrite=overwrite,
+        trainer, base, data, out, **budget, max_drift_hu=max_drift_hu, max_noise_ratio=max_noise_ratio,
+        resume=resume, overwrite=overwrite,
         quiet=quiet,
     )  # fmt: skip
     t0 = time.perf_counter()
