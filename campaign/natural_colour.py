@@ -68,7 +68,7 @@ def overrides(args: argparse.Namespace, ablation: str) -> list[str]:
            "--epoch_length", str(args.epoch_length), "--n_checkpoints", "2", "--threads", str(args.threads),
            "--learning_rate", str(args.learning_rate), "--d_learning_rate", str(args.d_learning_rate),
            "--cross_cycle_weight", str(args.cross_cycle_weight)]
-    for key in ("base_channels", "n_res"):
+    for key in ("base_channels", "n_res", "dis_high_pass_gain"):
         if getattr(args, key) is not None:
             out += [f"--{key}", str(getattr(args, key))]
     return out
@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="ct", help="architecture (networks.PRESETS); see docs/natural_campaign.md")
     p.add_argument("--base-channels", dest="base_channels", type=int, default=None)
     p.add_argument("--n-res", dest="n_res", type=int, default=None)
+    p.add_argument("--dis-high-pass-gain", dest="dis_high_pass_gain", type=float, default=None,
+                   help="discriminators' high-pass input gain [the preset's: 20 for ct, tuned to CT noise]")
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
     # The CT default model's training recipe (bundles/ldct_simulated/configs/train_default_model.json): with the
     # paper's learning rate 1e-4 for both players and lambda_cc 10 the full model gained 0.5 dB in 1500 iterations
