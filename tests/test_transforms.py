@@ -209,12 +209,19 @@ def test_center_crop_matches_index_arithmetic():
 
 
 def test_random_transforms_carry_the_monai_rand_prefix():
+    import importlib
+    import pkgutil
+
     from monai.transforms import RandomizableTransform
 
-    from ldct_invrep.transforms import lowdose, noise
+    import ldct_invrep.transforms as package
 
-    for cls in (RandBlindGaussianNoised, RandPoissonNoised, lowdose.RandSimulateLowDosed):
-        assert issubclass(cls, RandomizableTransform) and cls.__name__.startswith("Rand")
-    # the names before the rename still import, as the same classes
-    assert noise.AddBlindGaussianNoised is RandBlindGaussianNoised and noise.AddPoissonNoised is RandPoissonNoised
-    assert lowdose.SimulateLowDosed is lowdose.RandSimulateLowDosed
+    found = {}
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, type) and issubclass(value, RandomizableTransform) and value.__module__.startswith(package.__name__):
+                found[f"{info.name}.{name}"] = value
+    assert {cls.__name__ for cls in found.values()} >= {"RandBlindGaussianNoised", "RandPoissonNoised", "RandSimulateLowDosed"}
+    # every random transform under its MONAI ``Rand`` name only: no alias without the prefix (issue 14)
+    assert all(name.rpartition(".")[2] == cls.__name__ and cls.__name__.startswith("Rand") for name, cls in found.items()), found

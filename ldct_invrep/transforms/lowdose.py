@@ -69,7 +69,7 @@ per slice such that the model's *full-dose* noise equals the noise the slice alr
 
 Slices with fewer than ``MIN_FLAT_PIXELS`` flat soft-tissue pixels take the median level of their series
 (:func:`series_noise_fallbacks`; used by ``ldct-invrep simulate-dose``, the training cache and
-:class:`SimulateLowDosed`); a series with none needs ``calibration="mayo"``. The slice thickness no longer
+:class:`RandSimulateLowDosed`); a series with none needs ``calibration="mayo"``. The slice thickness no longer
 matters (the scan's own noise already says how many photons it had).
 
 Checked by ``python benchmarks/dose_relative_check.py`` (3 seeds; full output in docs/data.md). Real pairs,
@@ -672,7 +672,3 @@ class RandSimulateLowDosed(RandomizableTransform, MapTransform):
                 )  # fmt: skip
             d[key] = convert_to_dst_type(out, d[key], dtype=np.float32)[0]
         return d
-
-
-#: Name before the MONAI ``Rand`` prefix (issue 14); kept so existing imports keep working.
-SimulateLowDosed = RandSimulateLowDosed

@@ -125,8 +125,3 @@ class RandPoissonNoised(RandomizableTransform, MapTransform):
             dtype = img.dtype if np.issubdtype(img.dtype, np.floating) else np.float32
             d[key] = convert_to_dst_type(add_poisson_noise(img, gen, self.clip), d[key], dtype=dtype)[0]
         return d
-
-
-#: Names before the MONAI ``Rand`` prefix (issue 14); kept so existing imports keep working.
-AddBlindGaussianNoised = RandBlindGaussianNoised
-AddPoissonNoised = RandPoissonNoised
