@@ -21,16 +21,14 @@ from ldct_invrep.io.atomic import (
 )
 from ldct_invrep.io.dicom_read import (
     DicomSeries,
-    FolderScan,
-    SeriesInfo,
-    geometry_affine,
     iter_series_slices,
     read_all_series,
     read_series,
     scan_all_series,
-    scan_folder,
     scan_series,
 )
+from ldct_invrep.io.dicom_scan import FolderScan, scan_folder
+from ldct_invrep.io.dicom_series import SeriesInfo, geometry_affine
 from ldct_invrep.io.dicom_write import (
     DerivedSeriesPaths,
     DerivedSeriesWriter,

@@ -1,4 +1,4 @@
-"""Header helpers shared by :mod:`ldct_invrep.io.dicom_read` and :mod:`ldct_invrep.io.dicom_write`."""
+"""Helpers shared by the DICOM modules of :mod:`ldct_invrep.io` (scan, headers, series, read, write)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 LOGGER_NAME = "ldct_invrep.io.dicom"
-"""Both modules log under the name of the module they were split from, so logging set-ups keep working."""
+"""Every DICOM module logs under the name of the module they were split from, so logging set-ups keep working."""
 
 
 def _float_values(ds: Dataset, keyword: str, n: int) -> np.ndarray | None:
@@ -29,3 +29,12 @@ def _rescale(ds: Dataset) -> tuple[float, float] | None:
     if slope is None or intercept is None or slope[0] == 0:
         return None
     return float(slope[0]), float(intercept[0])
+
+
+def _one_line(exc: BaseException | str, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _uid_label(uid: str) -> str:
+    return uid if uid else "<empty SeriesInstanceUID>"

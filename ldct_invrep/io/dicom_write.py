@@ -26,7 +26,8 @@ from ldct_invrep import __version__
 from ldct_invrep.errors import InputError
 from ldct_invrep.io._dicom_common import LOGGER_NAME, _rescale
 from ldct_invrep.io.atomic import atomic_output_dir, check_output_location
-from ldct_invrep.io.dicom_read import DicomSeries, SeriesInfo
+from ldct_invrep.io.dicom_read import DicomSeries
+from ldct_invrep.io.dicom_series import SeriesInfo
 
 __all__ = [
     "DerivedSeriesPaths",

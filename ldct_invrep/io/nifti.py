@@ -80,7 +80,7 @@ def read_nifti(path: str | os.PathLike, nonfinite_fill: float | None = None) -> 
             raise InputError(path, f"{int(bad.sum())} NaN or infinite voxels; fix the file", remedies=[FILL_VALUE])
         logger.warning("%s: replaced %d NaN/infinite voxels by %g", path, int(bad.sum()), nonfinite_fill)
         data = np.where(bad, np.float32(nonfinite_fill), data)
-    from ldct_invrep.io.dicom_read import HU_LIKE_MIN
+    from ldct_invrep.io.dicom_headers import HU_LIKE_MIN
 
     if data.size and float(data.min()) >= HU_LIKE_MIN:
         logger.warning(

@@ -20,7 +20,8 @@ import numpy as np
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
-from ldct_invrep.io.dicom_read import DicomSeries, read_series, scan_folder
+from ldct_invrep.io.dicom_read import DicomSeries, read_series
+from ldct_invrep.io.dicom_scan import scan_folder
 
 __all__ = ["Image8bitReader", "LIRDicomReader"]
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ldct_invrep.errors import InputError, Remedy
 from ldct_invrep.io.atomic import atomic_output_dir, check_output_location, check_replaceable
-from ldct_invrep.io.dicom_read import SeriesInfo, scan_all_series, scan_series
+from ldct_invrep.io.dicom_read import scan_all_series, scan_series
+from ldct_invrep.io.dicom_series import SeriesInfo
 from ldct_invrep.io.dicom_write import DerivedSeriesWriter
 from ldct_invrep.io.nifti import NiftiVolume, read_nifti, write_nifti
 
