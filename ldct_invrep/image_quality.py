@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from ldct_invrep.errors import InputError
-from ldct_invrep.transforms.lowdose import MIN_FLAT_PIXELS, flat_tissue_mask, noise_level
+from ldct_invrep.transforms.lowdose.scan_noise import MIN_FLAT_PIXELS, flat_tissue_mask, noise_level
 
 __all__ = [
     "EDGE_PERCENTILE",

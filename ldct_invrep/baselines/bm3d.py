@@ -116,7 +116,7 @@ def blind_sigma_hu(hu: Any, factor: float) -> float:
     """The BM3D sigma (HU) of blind BM3D for one 2D HU slice: ``factor`` x its noise level in flat soft tissue
     (``scan_noise_level``); a slice with too little flat soft tissue falls back to ``factor`` x the wavelet
     MAD estimate (:func:`estimate_sigma_hu`, lower still for CT), with a warning."""
-    from ldct_invrep.transforms.lowdose import scan_noise_level
+    from ldct_invrep.transforms.lowdose.scan_noise import scan_noise_level
 
     if not (np.isfinite(factor) and factor > 0):
         raise InputError(f"factor {factor!r}: expected a positive number")

@@ -155,7 +155,7 @@ def assign_slices(n: int, seed: int, hold_out: float = 0.1, gap: int = 1, key: i
 
 
 def _default_simulator() -> Simulator:
-    from ldct_invrep.transforms.lowdose import simulate_low_dose
+    from ldct_invrep.transforms.lowdose.simulate import simulate_low_dose
 
     return simulate_low_dose
 
@@ -388,7 +388,7 @@ class _SliceSimulator:
     ) -> tuple[list[float | None] | None, list[float]]:
         """(``own_noise_level`` per index, None where the slice measures its own; None when no slice can) and
         the levels measured."""
-        from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_fallbacks
+        from ldct_invrep.transforms.lowdose.scan_noise import scan_noise_level, series_noise_fallbacks
 
         slices = sorted(set(indices))
         measured = [scan_noise_level(hu[k], padding[k]) for k in slices]

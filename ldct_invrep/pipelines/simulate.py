@@ -58,7 +58,7 @@ def _slice_thickness_mm(vol: Volume) -> float:
 def _own_noise_levels(vol: Volume, batch_size: int, where: str) -> tuple[list[float | None], list[float]]:
     """Each slice's ``own_noise_level`` (None: measured in the slice; the series median for slices with too
     little flat soft tissue) and the levels measured; bad input naming ``where`` when none was."""
-    from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_fallbacks
+    from ldct_invrep.transforms.lowdose.scan_noise import scan_noise_level, series_noise_fallbacks
 
     measured = [
         scan_noise_level(s, vol.padding_mask(start + k, s))
@@ -96,7 +96,7 @@ def simulate_dose_volumes(
 
     from ldct_invrep.io import storable_hu_range
     from ldct_invrep.io.volumes import write_volumes
-    from ldct_invrep.transforms.lowdose import DEFAULT_INCIDENT_FLUX, DEFAULT_N_VIEWS, simulate_low_dose
+    from ldct_invrep.transforms.lowdose.simulate import DEFAULT_INCIDENT_FLUX, DEFAULT_N_VIEWS, simulate_low_dose
 
     label = dose_label(dose_fraction)
     say(f"simulating {label} dose (projection-domain noise insertion, calibration {calibration}, seed {seed})")

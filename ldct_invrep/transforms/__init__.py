@@ -1,7 +1,8 @@
 """MONAI transforms: HU windowing (invertible), low-dose CT simulation, reference-noise blending, natural-image noise."""
 
 from .crop import center_crop
-from .lowdose import RandSimulateLowDosed, simulate_low_dose
+from .lowdose.dictionary import RandSimulateLowDosed
+from .lowdose.simulate import simulate_low_dose
 from .noise import RandBlindGaussianNoised, RandPoissonNoised, add_poisson_noise
 from .reference_noise import ReferenceNoiseBlendd
 from .windowing import (

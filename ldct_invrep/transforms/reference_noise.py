@@ -28,7 +28,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-from ldct_invrep.transforms.lowdose import scan_noise_level
+from ldct_invrep.transforms.lowdose.scan_noise import scan_noise_level
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE
 
 

@@ -131,41 +131,27 @@ they can store).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
-
 import numpy as np
-from monai.config import KeysCollection
-from monai.config.type_definitions import NdarrayOrTensor
-from monai.data import MetaTensor
-from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import convert_to_dst_type, convert_to_numpy
 from scipy import ndimage
-from scipy.ndimage import map_coordinates
-from skimage.transform import radon
+
+from ldct_invrep.transforms.lowdose.fbp import DEFAULT_FILTER, back_project, filter_sinogram, line_integrals
+from ldct_invrep.transforms.lowdose.scan_noise import (
+    MIN_FLAT_PIXELS,
+    flat_tissue_mask,
+    matched_noise_ratio,
+    noise_level,
+)
 
 __all__ = [
+    "CALIBRATIONS",
     "DEFAULT_ELECTRONIC_NOISE_STD",
-    "DEFAULT_FILTER",
     "DEFAULT_FILTER_CUTOFF_PER_MM",
     "DEFAULT_INCIDENT_FLUX",
     "DEFAULT_N_VIEWS",
-    "FBP_FILTERS",
     "MU_WATER_PER_MM",
-    "CALIBRATIONS",
-    "RandSimulateLowDosed",
-    "back_project",
-    "fbp_filter_response",
-    "filter_sinogram",
-    "flat_tissue_mask",
+    "check_dose_fraction",
     "insertion_noise_variance",
-    "line_integrals",
-    "local_noise_map",
-    "matched_noise_ratio",
-    "noise_level",
-    "scan_noise_level",
     "self_calibrated_flux",
-    "series_noise_fallbacks",
     "simulate_low_dose",
 ]
 
@@ -179,29 +165,16 @@ DEFAULT_INCIDENT_FLUX = 2.4e5
 CALIBRATION_SLICE_THICKNESS_MM = 1.0
 #: Electronic noise std (photon-count units) of a 1 mm bin reading; s_e**2 = 10, as common in noise insertion.
 DEFAULT_ELECTRONIC_NOISE_STD = float(np.sqrt(10.0))
-#: Apodisation windows of the ramp filter, functions of nu = frequency / cutoff (zero beyond nu = 1).
-FBP_FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
-DEFAULT_FILTER = "cosine"
 #: Where the window reaches zero: the Nyquist frequency of the Mayo data's 0.7421875 mm pixels (cycles/mm).
 DEFAULT_FILTER_CUTOFF_PER_MM = 0.5 / 0.7421875
 #: Expected low-dose counts per reading are not taken below this (photon-starvation guard).
 _MIN_LOW_DOSE_COUNTS = 1.0
-#: Samples per detector bin of the back projection's look-up table.
-_BP_UPSAMPLE = 16
 #: ``simulate_low_dose`` calibrations: the scan's own dose ("self") or the absolute Mayo flux ("mayo").
 CALIBRATIONS = ("self", "mayo")
-#: Window (pixels) and percentile of the local-std noise statistic (:func:`noise_level`).
-NOISE_WINDOW = 9
-NOISE_PERCENTILE = 25.0
-#: Gaussian sigma (pixels) of the smooth image subtracted before the local std: removes slow anatomy.
-NOISE_HIGH_PASS_SIGMA = 1.0
-#: A slice needs this many flat soft-tissue pixels to measure its own noise.
-MIN_FLAT_PIXELS = 2000
-#: Gaussian sigma (pixels, ~1 cm) smoothing the probe's local noise variance into the model's noise map.
-MODEL_MAP_SIGMA = 10.0
 
 
-def _check_dose_fraction(dose_fraction: float) -> float:
+def check_dose_fraction(dose_fraction: float) -> float:
+    """``dose_fraction`` as a float in (0, 1]; ``ValueError`` otherwise."""
     f = float(dose_fraction)
     if not np.isfinite(f) or f <= 0.0 or f > 1.0:
         raise ValueError(f"dose_fraction must be in (0, 1], got {dose_fraction!r}")
@@ -216,204 +189,9 @@ def insertion_noise_variance(
     ``(1-f)/(f I) * (1 + (1+f)/f * s_e**2/I)`` with ``I = bin_flux * exp(-p)`` (see the module docstring);
     ``bin_flux`` and ``bin_electronic_var`` are per detector bin and view.
     """
-    f = _check_dose_fraction(dose_fraction)
+    f = check_dose_fraction(dose_fraction)
     counts = np.maximum(bin_flux * np.exp(-np.asarray(line_integrals, dtype=np.float64)), _MIN_LOW_DOSE_COUNTS / f)
     return (1.0 - f) / (f * counts) * (1.0 + (1.0 + f) / f * bin_electronic_var / counts)
-
-
-def fbp_filter_response(n_det: int, filter_name: str = DEFAULT_FILTER, cutoff: float = 0.5) -> tuple[np.ndarray, int]:
-    """Return ``(response, n_fft)``: the ramp filter times an apodisation window, on an ``n_fft`` grid.
-
-    The ramp is the transform of the sampled spatial ramp (Kak & Slaney, ch. 3, eq. 61: no DC bias), in
-    units of 1/bin. The window is a function of ``nu = |frequency| / cutoff`` (cycles per bin), zero for
-    ``nu > 1``; ``cutoff=0.5`` is the Nyquist frequency of the bins.
-    """
-    if filter_name not in FBP_FILTERS:
-        raise ValueError(f"filter_name must be one of {FBP_FILTERS}, got {filter_name!r}")
-    if not cutoff > 0:
-        raise ValueError(f"filter cutoff must be positive, got {cutoff!r}")
-    n_fft = int(2 ** np.ceil(np.log2(2 * n_det)))
-    lag = np.arange(n_fft)
-    lag = np.minimum(lag, n_fft - lag)
-    h = np.where(lag % 2 == 1, -1.0 / (np.pi * np.maximum(lag, 1)) ** 2, 0.0)
-    h[0] = 0.25
-    response = np.real(np.fft.fft(h))
-    nu = np.abs(np.fft.fftfreq(n_fft)) / cutoff
-    window = {
-        "ramp": np.ones_like(nu),
-        "shepp-logan": np.sinc(nu / 2.0),
-        "cosine": np.cos(np.pi * nu / 2.0),
-        "hamming": 0.54 + 0.46 * np.cos(np.pi * nu),
-        "hann": 0.5 + 0.5 * np.cos(np.pi * nu),
-    }[filter_name]
-    return response * np.where(nu <= 1.0, window, 0.0), n_fft
-
-
-def filter_sinogram(sinogram: np.ndarray, filter_name: str = DEFAULT_FILTER, cutoff: float = 0.5) -> np.ndarray:
-    """Filter every view (row) of an ``n_views x n_det`` sinogram with :func:`fbp_filter_response`."""
-    n_det = sinogram.shape[1]
-    response, n_fft = fbp_filter_response(n_det, filter_name, cutoff)
-    spectrum = np.fft.rfft(sinogram, n=n_fft, axis=1) * response[: n_fft // 2 + 1]
-    return np.fft.irfft(spectrum, n=n_fft, axis=1)[:, :n_det]
-
-
-def back_project(filtered: np.ndarray, size: int, upsample: int = _BP_UPSAMPLE) -> np.ndarray:
-    """Back project ``n_views x n_det`` filtered views onto a ``size x size`` grid (float64 result).
-
-    Geometry: view ``k`` is at angle ``theta_k = k pi / n_views``; pixel ``(i, j)`` sits at ``x = j - c``,
-    ``y = c - i`` with ``c = (size - 1) / 2`` and reads detector coordinate ``t = x cos + y sin`` (bin ``b`` at
-    ``t = b - (n_det - 1) / 2``). Each view is linearly interpolated to ``upsample`` samples per bin once,
-    then read by nearest table look-up (position error <= 1 / (2 upsample) bin). Views ``theta``,
-    ``pi/2 - theta``, ``pi/2 + theta`` and ``pi - theta`` read the same ``t`` at anti-transposed, rotated and
-    flipped pixels, so one index map and one 16-byte gather serve four views. The sum is scaled by
-    ``pi / n_views`` (FBP of line integrals in pixel units gives attenuation per pixel).
-    """
-    n_views, n_det = filtered.shape
-    if n_views % 4:
-        raise ValueError(f"n_views must be a multiple of 4, got {n_views}")
-    half, quarter = n_views // 2, n_views // 4
-    # record[s] holds views (k, half + k) as the real and imaginary parts of one complex64 and
-    # (half - k, n_views - k) as a second one: one 16-byte gather reads all four; row -1 of q is "no view"
-    pos = np.arange(n_det * upsample + 1) / upsample - 0.5 + 0.5 / upsample
-    bins = np.arange(n_det, dtype=np.float64)
-    k_idx = np.arange(quarter + 1)
-    partner_b = np.where((k_idx == 0) | (k_idx == quarter), -1, half - k_idx)
-    partner_c = np.where((k_idx == 0) | (k_idx == quarter), -1, n_views - k_idx)
-    q = np.vstack([np.asarray(filtered, dtype=np.float64), np.zeros((1, n_det))])  # row -1: no view
-
-    def fine(row: int) -> np.ndarray:
-        return np.interp(pos, bins, q[row], left=0.0, right=0.0)
-
-    c = (size - 1) / 2.0
-    coord = np.arange(size) - c
-    theta = np.arange(n_views) * np.pi / n_views
-    origin = (n_det - 1) / 2.0 * upsample + (upsample - 1) / 2.0 + 0.5  # floor(t * upsample + origin) = slot
-    acc = np.zeros((size, size, 2), dtype=np.complex64)
-    record = np.empty((n_det * upsample + 1, 2), dtype=np.complex64)
-    for k in range(quarter + 1):
-        record[:, 0] = fine(k) + 1j * fine(half + k)
-        record[:, 1] = fine(partner_b[k]) + 1j * fine(partner_c[k])
-        rows = (-coord * np.sin(theta[k]) * upsample + origin).astype(np.float32)
-        cols = (coord * np.cos(theta[k]) * upsample).astype(np.float32)
-        slot = np.add.outer(rows, cols)
-        np.clip(slot, 0, n_det * upsample, out=slot)  # the last slot is outside the detector: 0
-        acc += record.view(np.complex128)[slot.astype(np.intp), 0].view(np.complex64).reshape(size, size, 2)
-    a, b = acc[..., 0], acc[..., 1]
-    # rotated (pi/2 + theta): out[i, j] = A[j, n-1-i]; anti-transposed (pi/2 - theta): out[i, j] = B[n-1-j, n-1-i];
-    # flipped (pi - theta): out[i, j] = B[i, n-1-j]
-    image = a.real.astype(np.float64) + np.rot90(a.imag, k=1)
-    image += b.real[::-1, ::-1].T + b.imag[:, ::-1]
-    return image * (np.pi / n_views)
-
-
-def line_integrals(mu_px: np.ndarray, n_views: int, n_det: int, downsample: int = 4) -> np.ndarray:
-    """Line integrals (``n_views x n_det``) of a square image, in :func:`back_project`'s geometry.
-
-    ``mu_px`` is attenuation per pixel, so the result is dimensionless. scikit-image's ``radon`` runs on a
-    ``downsample``-times mean-pooled image at ``n_views // (2 downsample)`` views over [0, pi] (both ends
-    included) and the result is interpolated bilinearly to the full grid; ``downsample=1`` projects the full
-    image at all ``n_views`` views (exact, slow).
-    """
-    size = mu_px.shape[0]
-    d = int(downsample)
-    if d < 1:
-        raise ValueError(f"variance_downsample must be >= 1, got {downsample!r}")
-    m = -(-size // d)  # pooled grid size
-    before = (m * d - size) // 2
-    padded = np.zeros((m * d, m * d), dtype=np.float64)
-    padded[before : before + size, before : before + size] = mu_px
-    pooled = padded.reshape(m, d, m, d).mean(axis=(1, 3)) * d  # a pooled pixel is d fine pixels long
-    offset = (m * d - size) / 2.0 - before  # fine-pixel shift of the pooled grid centre (0 or 0.5)
-    views = n_views if d == 1 else max(n_views // (2 * d), 8)
-    sino = radon(pooled, np.linspace(0.0, 180.0, views + 1), circle=False)  # bins x views
-    # scikit-image puts the rotation centre at pixel m // 2 and bin sino.shape[0] // 2; ours is (m - 1) / 2
-    delta = (m - 1) / 2.0 - m // 2
-    theta = np.arange(n_views) * np.pi / n_views
-    cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
-    t_coarse = ((np.arange(n_det) - (n_det - 1) / 2.0)[None, :] - offset * (cos - sin)) / d
-    rows = t_coarse + delta * (cos - sin) + sino.shape[0] // 2
-    cols = np.broadcast_to((theta / np.pi * views)[:, None], rows.shape)
-    return map_coordinates(sino, [rows, cols], order=1, mode="constant", cval=0.0)
-
-
-def flat_tissue_mask(hu: np.ndarray, window: int = NOISE_WINDOW, padding: np.ndarray | None = None) -> np.ndarray:
-    """Pixels whose ``window`` x ``window`` neighbourhood lies in flat fat or soft tissue inside the body.
-
-    Soft tissue: a 7x7 mean in [-150, 150] HU and the pixel in [-300, 400] HU; inside the body (HU > -500,
-    holes filled, eroded 10 pixels: away from the skin and the table); eroded by half a window, so a window
-    centred on a mask pixel holds no air, lung or bone. ``padding`` pixels (outside the field of view) never
-    count.
-    """
-    img = np.asarray(hu, dtype=np.float64)
-    smooth = ndimage.uniform_filter(img, 7)
-    tissue = (smooth > -150.0) & (smooth < 150.0) & (img > -300.0) & (img < 400.0)
-    body = ndimage.binary_fill_holes(img > -500.0)
-    if padding is not None:
-        body &= ~np.asarray(padding, dtype=bool)
-    tissue &= ndimage.binary_erosion(body, iterations=10)
-    return ndimage.binary_erosion(tissue, iterations=window // 2 + 1)
-
-
-def local_noise_map(image: np.ndarray, window: int = NOISE_WINDOW) -> np.ndarray:
-    """Standard deviation in ``window`` x ``window`` windows of the high-passed image (the image minus its
-    Gaussian smoothing of sigma ``NOISE_HIGH_PASS_SIGMA``), per pixel (HU)."""
-    img = np.asarray(image, dtype=np.float64)
-    img = img - ndimage.gaussian_filter(img, NOISE_HIGH_PASS_SIGMA)
-    mean = ndimage.uniform_filter(img, window)
-    sq = ndimage.uniform_filter(img * img, window)
-    return np.sqrt(np.maximum(sq - mean * mean, 0.0))
-
-
-def matched_noise_ratio(scan: np.ndarray, probe: np.ndarray, mask: np.ndarray) -> float:
-    """Noise of ``scan`` over noise of the model's ``probe``, compared place by place over ``mask``.
-
-    The model's noise varies across the body (highest at the centre: no bowtie filter, no tube-current
-    modulation), a scanner's much less, so the 25th percentiles of the two local-noise maps would sit at
-    different places (the model's near the skin) and the flux would come out too high for the body's
-    interior. Here both maps are divided by the model's expected local noise (the probe's local variance
-    smoothed over ``MODEL_MAP_SIGMA`` pixels) and the same statistic, the 25th percentile over ``mask``, is
-    read from both quotients: anatomy only raises the scan's, and the percentile's bias (noise fluctuates
-    from window to window) is the same in both and cancels.
-    """
-    m = np.asarray(mask, dtype=bool)
-    probe_map = local_noise_map(probe)
-    model = np.sqrt(ndimage.gaussian_filter(probe_map**2, MODEL_MAP_SIGMA)) + 1e-12
-    scan_q = np.percentile((local_noise_map(scan) / model)[m], NOISE_PERCENTILE)
-    probe_q = np.percentile((probe_map / model)[m], NOISE_PERCENTILE)
-    return float(scan_q / probe_q)
-
-
-def noise_level(image: np.ndarray, mask: np.ndarray, window: int = NOISE_WINDOW) -> float:
-    """The noise statistic that dose-relative calibration matches: the 25th percentile, over ``mask``, of the
-    standard deviation in ``window`` x ``window`` windows (HU).
-
-    Anatomy only raises a window's spread, so a low percentile over flat soft tissue reads the noise; the
-    statistic is biased low for correlated (FBP) noise, but :func:`simulate_low_dose` applies the same
-    statistic to the scan and to the noise it inserts, so the bias cancels. NaN when the mask is empty.
-    """
-    local = local_noise_map(image, window)[np.asarray(mask, dtype=bool)]
-    return float(np.percentile(local, NOISE_PERCENTILE)) if local.size else float("nan")
-
-
-def scan_noise_level(hu: np.ndarray, padding: np.ndarray | None = None) -> float | None:
-    """:func:`noise_level` of a slice's own noise in flat soft tissue, or None when it has too little of it
-    (fewer than ``MIN_FLAT_PIXELS`` mask pixels: lung apex, head, a small field of view)."""
-    mask = flat_tissue_mask(hu, padding=padding)
-    if int(mask.sum()) < MIN_FLAT_PIXELS:
-        return None
-    return noise_level(hu, mask)
-
-
-def series_noise_fallbacks(measured: Sequence[float | None]) -> list[float | None] | None:
-    """What each slice of a series passes as ``own_noise_level`` with ``calibration="self"``, from its
-    :func:`scan_noise_level` values: None where the slice measured its own (:func:`simulate_low_dose` then
-    compares it with the model place by place), the series median of the measured levels where it had too
-    little flat soft tissue; None when no slice had any."""
-    known = [float(v) for v in measured if v is not None]
-    if not known:
-        return None
-    median = float(np.median(known))
-    return [median if v is None else None for v in measured]
 
 
 def _noise_image(
@@ -451,7 +229,7 @@ def self_calibrated_flux(
     full-dose noise at ``probe_flux`` is ``probe_level / sqrt((1 - f) / f)`` and the flux is scaled by the
     square of its ratio to ``own_level``.
     """
-    f = _check_dose_fraction(dose_fraction)
+    f = check_dose_fraction(dose_fraction)
     if not (np.isfinite(own_level) and own_level > 0 and np.isfinite(probe_level) and probe_level > 0):
         raise ValueError(f"noise levels must be positive, got own {own_level!r}, probe {probe_level!r}")
     full_at_probe = probe_level / np.sqrt((1.0 - f) / f)
@@ -509,7 +287,7 @@ def simulate_low_dose(
     Raises ``ValueError`` for bad arguments, and with ``calibration="self"`` when the slice has too little
     flat soft tissue to measure its own noise and ``own_noise_level`` is not given.
     """
-    f = _check_dose_fraction(dose_fraction)
+    f = check_dose_fraction(dose_fraction)
     img = np.asarray(hu, dtype=np.float64)
     if img.ndim != 2:
         raise ValueError(f"simulate_low_dose expects a 2D slice, got shape {img.shape}")
@@ -571,104 +349,3 @@ def simulate_low_dose(
     if pad is not None:
         out[pad] = img[pad]
     return out.astype(np.float32)
-
-
-def _spacing_value(value: Any, where: str) -> float:
-    """In-plane spacing from a number or a (row, col, ...) sequence; square pixels are required."""
-    arr = np.asarray(convert_to_numpy(value), dtype=np.float64).ravel()
-    if arr.size == 0 or not np.isfinite(arr[:2]).all() or (arr[:2] <= 0).any():
-        raise ValueError(f"{where}: invalid pixel spacing {value!r}")
-    if arr.size > 1 and abs(arr[0] - arr[1]) > 0.01 * arr[0]:
-        raise ValueError(f"{where}: non-square pixels {arr[:2].tolist()} are not supported")
-    return float(arr[0])
-
-
-class RandSimulateLowDosed(RandomizableTransform, MapTransform):
-    """Dictionary transform: replace full-dose HU images by simulated ``dose_fraction`` ones.
-
-    Images are C x H x W (one 2D slice per channel) or C x H x W x D (slices along the last axis), in HU;
-    each slice gets independent noise from :func:`simulate_low_dose`. Randomizable the MONAI way: every call
-    draws a seed from ``self.R`` (``set_random_state``), so a pipeline is reproducible. Pixel spacing comes
-    from ``data[pixel_spacing_key]`` if given, else ``pixel_spacing_mm``, else a MetaTensor's affine.
-    Slow (about a second a 512x512 slice): cache the result, do not run it in a training loop.
-
-    ``calibration="self"`` (default): ``dose_fraction`` is a fraction of the image's own dose; each slice's
-    own noise is measured, slices with too little flat soft tissue take the median level of the image's
-    other slices (:func:`series_noise_fallbacks`), and an image with none raises ``ValueError`` unless
-    ``own_noise_level`` (HU, the :func:`noise_level` statistic) is given for all its slices.
-    ``calibration="mayo"``: the absolute Mayo flux (``incident_flux``, ``slice_thickness_mm`` in
-    ``simulation_kwargs``). Other ``simulation_kwargs`` go to :func:`simulate_low_dose` unchanged.
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        dose_fraction: float = 0.25,
-        seed: int | None = 0,
-        pixel_spacing_key: str | None = None,
-        pixel_spacing_mm: float | None = None,
-        allow_missing_keys: bool = False,
-        calibration: str = "self",
-        own_noise_level: float | None = None,
-        **simulation_kwargs: Any,
-    ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob=1.0)
-        self.dose_fraction = _check_dose_fraction(dose_fraction)
-        if calibration not in CALIBRATIONS:
-            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
-        self.calibration = calibration
-        self.own_noise_level = own_noise_level
-        self.pixel_spacing_key = pixel_spacing_key
-        self.pixel_spacing_mm = pixel_spacing_mm
-        self.simulation_kwargs = simulation_kwargs
-        self._seed = 0
-        self.set_random_state(seed)
-
-    def randomize(self, data: Any = None) -> None:
-        super().randomize(None)
-        self._seed = int(self.R.randint(0, 2**31 - 1))
-
-    def _spacing(self, d: Mapping[Hashable, Any], key: Hashable) -> float:
-        if self.pixel_spacing_key is not None:
-            return _spacing_value(d[self.pixel_spacing_key], f"data[{self.pixel_spacing_key!r}]")
-        if self.pixel_spacing_mm is not None:
-            return _spacing_value(self.pixel_spacing_mm, "pixel_spacing_mm")
-        img = d[key]
-        if isinstance(img, MetaTensor):
-            return _spacing_value(img.pixdim[:2], f"data[{key!r}].affine")
-        raise ValueError(f"data[{key!r}]: no pixel spacing; pass pixel_spacing_key, pixel_spacing_mm or a MetaTensor")
-
-    def _own_levels(self, arr: np.ndarray, slices: list[tuple], key: Hashable) -> list[float | None]:
-        """The own noise level each slice is calibrated to (None with calibration "mayo")."""
-        if self.calibration != "self":
-            return [None] * len(slices)
-        if self.own_noise_level is not None:
-            return [float(self.own_noise_level)] * len(slices)
-        levels = series_noise_fallbacks([scan_noise_level(arr[sl]) for sl in slices])
-        if levels is None:
-            raise ValueError(
-                f"data[{key!r}]: no slice has enough flat soft tissue to measure its own noise "
-                "(pass own_noise_level or calibration='mayo')"
-            )
-        return levels
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        self.randomize()
-        rng = np.random.default_rng(self._seed)
-        for key in self.key_iterator(d):
-            spacing = self._spacing(d, key)
-            arr = convert_to_numpy(d[key], dtype=np.float32)
-            if arr.ndim not in (3, 4):
-                raise ValueError(f"data[{key!r}]: expected C x H x W or C x H x W x D, got shape {arr.shape}")
-            out = np.empty_like(arr)
-            slices = [(i[0], slice(None), slice(None), *i[1:]) for i in np.ndindex(arr.shape[0], *arr.shape[3:])]
-            levels = self._own_levels(arr, slices, key)
-            for sl, level in zip(slices, levels):
-                out[sl] = simulate_low_dose(
-                    arr[sl], self.dose_fraction, spacing, rng, calibration=self.calibration,
-                    own_noise_level=level, **self.simulation_kwargs,
-                )  # fmt: skip
-            d[key] = convert_to_dst_type(out, d[key], dtype=np.float32)[0]
-        return d
