@@ -39,7 +39,7 @@ import numpy as np
 from lowdose_calibration import body_mask
 from scipy import ndimage
 
-from ldct_invrep.data.ct_cache import PADDING_BELOW_HU
+from ldct_invrep.data.ct_volumes import PADDING_BELOW_HU
 from ldct_invrep.data.dev_pairs import read_dev_pairs
 from ldct_invrep.io import read_series
 from ldct_invrep.transforms.lowdose import scan_noise_level, series_noise_fallbacks, simulate_low_dose

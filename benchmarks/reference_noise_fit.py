@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ldct_invrep.data.ct_cache import HU_RANGE, PADDING_BELOW_HU, read_ct_volumes
+from ldct_invrep.data.ct_cache import HU_RANGE
+from ldct_invrep.data.ct_volumes import PADDING_BELOW_HU, read_ct_volumes
 from ldct_invrep.inference import SliceDenoiser
 from ldct_invrep.metrics import compute_metrics
 from ldct_invrep.recipes import open_ct_sources

@@ -23,7 +23,8 @@ from ldct_invrep.data import (
     write_datalist,
 )
 from ldct_invrep import io
-from ldct_invrep.data.ct_cache import assign_slices, nifti_axial_slices, resample_slices
+from ldct_invrep.data.ct_cache import assign_slices, resample_slices
+from ldct_invrep.data.ct_volumes import nifti_axial_slices
 from ldct_invrep.errors import InputError
 
 

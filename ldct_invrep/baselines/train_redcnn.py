@@ -112,7 +112,7 @@ def load_paired_training_slices(
 
 def _source_slices(cache_path: Path, entry: dict[str, Any], indices: list[int]) -> np.ndarray:
     """The normal-dose slices ``indices`` of a cache source, read again from its recorded path."""
-    from ldct_invrep.data.ct_cache import read_ct_volumes
+    from ldct_invrep.data.ct_volumes import read_ct_volumes
 
     source = Path(entry["source"])
     if not source.exists():

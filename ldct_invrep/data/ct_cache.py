@@ -20,26 +20,31 @@ Low-dose simulation is slow (seconds per 512x512 slice), so it runs once, here, 
 Slices with almost no body (fraction of pixels above -900 HU below ``min_body_fraction``) are skipped.
 Everything is stored in HU (float32) in one ``.npz`` (one array per source and set, since sources differ in
 size) with a JSON manifest next to it (sources, slice indices per set, counts, seed, dose fraction).
-``load_ct_training_cache`` reads it back as lists of slices, in network range by default.
+``load_ct_training_cache`` reads it back as lists of slices, in network range by default. The volumes are read
+by :mod:`ldct_invrep.data.ct_volumes`, the noisy slices simulated by :mod:`ldct_invrep.data.cache_simulation`.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ldct_invrep import __version__
+from ldct_invrep.data.cache_simulation import Simulator, SliceSimulator, default_simulator, dose_draws
+from ldct_invrep.data.ct_volumes import PADDING_BELOW_HU, iter_ct_volumes
 from ldct_invrep.data.datasets import AIR_THRESHOLD_HU, split_unpaired
 from ldct_invrep.data.image_sets import sha256_file
 from ldct_invrep.errors import InputError
 from ldct_invrep.io.atomic import atomic_output_file
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net
+
+__all__ = ["CTCache", "assign_slices", "build_ct_training_cache", "load_ct_training_cache", "resample_slices"]
 
 HU_RANGE = NETWORK_HU_RANGE
 CACHE_FORMAT = 1
@@ -48,87 +53,6 @@ CACHE_FORMAT = 1
 MAX_RESAMPLE_FACTOR = 1.5
 TRAIN_SETS = ("train_noisy", "train_clean")  # the sets that also get resampled copies
 SETS = (*TRAIN_SETS, "test_noisy", "test_clean")
-Simulator = Callable[..., np.ndarray]
-
-
-@dataclass
-class CTVolume:
-    """One normal-dose volume as axial slices: HU (slice, row, col) in display orientation, pixel spacing (row, col).
-
-    ``slice_thickness_mm`` sets how many photons a detector bin collects in the low-dose simulation.
-    """
-
-    name: str
-    hu: np.ndarray
-    pixel_spacing: tuple[float, float]
-    meta: dict[str, Any] = field(default_factory=dict)
-    slice_thickness_mm: float = 1.0
-
-
-def nifti_axial_slices(hu_kji: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
-    """Axial slices of a NIfTI volume in DICOM display orientation, and their (row, col) spacing.
-
-    ``hu_kji`` is ``ldct_invrep.io.read_nifti``'s (k, j, i) array of the file's voxel axes, ``affine`` maps
-    (i, j, k) to RAS mm. The volume is reoriented to LPS voxel axes (whatever the file's orientation, e.g.
-    RAS or a sagittal acquisition), so each returned slice has rows running anterior -> posterior and
-    columns patient right -> left (the patient's right on the viewer's left, as DICOM axial images), and
-    slices run inferior -> superior.
-    """
-    import nibabel as nib
-
-    data_ijk = hu_kji.transpose(2, 1, 0)
-    source = nib.orientations.io_orientation(np.asarray(affine))
-    transform = nib.orientations.ornt_transform(source, nib.orientations.axcodes2ornt(("L", "P", "S")))
-    lps = nib.orientations.apply_orientation(data_ijk, transform)
-    zooms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
-    out_zooms = np.empty(3)
-    for axis, (target, _) in enumerate(transform):
-        out_zooms[int(target)] = zooms[axis]
-    return np.ascontiguousarray(lps.transpose(2, 1, 0), dtype=np.float32), (float(out_zooms[1]), float(out_zooms[0]))
-
-
-def read_ct_volumes(source: str | Path) -> list[CTVolume]:
-    """Normal-dose volumes of ``source``: a NIfTI file, a DICOM file, or a folder of DICOM series (each series).
-
-    Reading goes through ``ldct_invrep.io``. DICOM series must be axial (slice normal within ~37 degrees of
-    the patient z axis); NIfTI volumes are reoriented to axial slices (``nifti_axial_slices``).
-    """
-    from ldct_invrep.io import read_all_series, read_nifti
-
-    source = Path(source)
-    if source.is_file() and source.name.lower().endswith((".nii", ".nii.gz")):
-        vol = read_nifti(source)
-        hu, spacing = nifti_axial_slices(vol.hu, vol.affine)
-        meta = {"kind": "nifti", "orientation": vol.orientation, "sha256": sha256_file(source)}
-        thickness = float(np.sqrt((np.asarray(vol.affine)[:3, :3] ** 2).sum(axis=0)).max())  # the slab axis
-        return [CTVolume(source.name, hu, spacing, meta, slice_thickness_mm=thickness)]
-    if not source.exists():
-        raise InputError(f"{source}: no such file or folder")
-    volumes = []
-    for series in read_all_series(source):
-        normal = np.asarray(series.direction)[:, 2]
-        if abs(float(normal[2])) < 0.8:
-            raise InputError(
-                f"{source}: series {series.series_uid} is not axial (slice normal {np.round(normal, 3).tolist()})"
-            )
-        name = source.name if len(volumes) == 0 else f"{source.name}#{len(volumes)}"
-        meta = {
-            "kind": "dicom",
-            "series_uid": series.series_uid,
-            "description": series.description,
-            "n_files": len(series.paths),
-        }
-        thickness = float(getattr(series.datasets[0], "SliceThickness", None) or series.spacing[0])
-        volumes.append(
-            CTVolume(
-                name,
-                series.hu.astype(np.float32),
-                (float(series.spacing[1]), float(series.spacing[2])),
-                meta,
-                slice_thickness_mm=thickness,
-            )
-        )
-    return volumes
 
 
 def assign_slices(n: int, seed: int, hold_out: float = 0.1, gap: int = 1, key: int = 0) -> dict[str, list[int]]:
@@ -154,17 +78,6 @@ def assign_slices(n: int, seed: int, hold_out: float = 0.1, gap: int = 1, key: i
     return {"test": test, "train_noisy": noisy, "train_clean": clean, "dropped": dropped}
 
 
-def _default_simulator() -> Simulator:
-    from ldct_invrep.transforms.lowdose.simulate import simulate_low_dose
-
-    return simulate_low_dose
-
-
-def _slice_seed(*key: int) -> int:
-    """A simulation seed from ``(seed, source, [resampling,] slice)``."""
-    return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0])
-
-
 def resample_slices(hu: np.ndarray, spacing_mm: float, target_mm: float) -> np.ndarray:
     """HU slices ``(n, H, W)`` at ``spacing_mm`` resampled to ``target_mm`` pixels (MONAI ``Zoom``, bicubic,
     same field of view), clipped to the cache's HU range."""
@@ -184,18 +97,6 @@ def _resample_targets(spacing_mm: float, targets: Sequence[float]) -> list[float
         if 1.0 / MAX_RESAMPLE_FACTOR <= factor <= MAX_RESAMPLE_FACTOR and abs(factor - 1.0) > 0.02:
             keep.append(float(t))
     return keep
-
-
-#: Stored values below this (HU) are padding outside the field of view (GE -3024, Toshiba -2048), not air.
-PADDING_BELOW_HU = -1500.0
-
-
-def _dose_draws(dose_fraction: float | Sequence[float], n: int, rng: np.random.Generator) -> list[float]:
-    """``n`` dose fractions: the number itself, or log-uniform draws from a ``(low, high)`` range."""
-    if np.ndim(dose_fraction) == 0:
-        return [float(dose_fraction)] * n  # type: ignore[arg-type]
-    lo, hi = (float(v) for v in dose_fraction)  # type: ignore[union-attr]
-    return [float(v) for v in np.exp(rng.uniform(np.log(lo), np.log(hi), n))]
 
 
 def _check_fractions(dose_fraction: float | Sequence[float], test_dose_fractions: Sequence[float]) -> None:
@@ -259,14 +160,14 @@ def build_ct_training_cache(
         if np.ndim(dose_fraction):
             raise InputError("a dose_fraction range needs explicit test_dose_fractions")
         test_dose_fractions = [float(dose_fraction)]  # type: ignore[arg-type]
-    simulate = simulator or _default_simulator()
+    simulate = simulator or default_simulator()
     kwargs = dict(simulator_kwargs or {})
     say = progress or (lambda msg: None)
     arrays: dict[str, np.ndarray] = {}
     source_entries: list[dict[str, Any]] = []
     totals = dict.fromkeys(SETS, 0)
     all_sources = [(s, False) for s in sources] + [(s, True) for s in test_sources]
-    for vi, (vol, src, held_out) in enumerate(_iter_volumes(all_sources)):
+    for vi, (vol, src, held_out) in enumerate(iter_ct_volumes(all_sources)):
         raw = np.asarray(vol.hu, dtype=np.float32)
         padding = raw < PADDING_BELOW_HU
         hu = np.clip(raw, *HU_RANGE).astype(np.float32)
@@ -284,16 +185,16 @@ def build_ct_training_cache(
                 sets["train_noisy"], sets["train_clean"] = both, list(both)
         idx = {k: [usable[i] for i in v] for k, v in sets.items()}
         spacing_mm = float(np.mean(vol.pixel_spacing))
-        default_sim = simulate is _default_simulator()
+        default_sim = simulate is default_simulator()
         slice_kwargs = dict(kwargs)
         if default_sim:
             slice_kwargs.setdefault("slice_thickness_mm", vol.slice_thickness_mm)
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), vi, 11]))
         noisy_idx = [k for k in idx["train_noisy"] for _ in range(noisy_copies)]
-        noisy_f = _dose_draws(dose_fraction, len(noisy_idx), rng)
+        noisy_f = dose_draws(dose_fraction, len(noisy_idx), rng)
         test_idx = [k for f in test_dose_fractions for k in idx["test"]]
         test_f = [float(f) for f in test_dose_fractions for _ in idx["test"]]
-        sim = _SliceSimulator(simulate, slice_kwargs, default_sim, say)
+        sim = SliceSimulator(simulate, slice_kwargs, default_sim, say)
         tag = f"{vi:03d}"
         arrays[f"train_noisy_{tag}"] = sim(hu, padding, noisy_idx, noisy_f, spacing_mm, (seed, vi), vol.name)
         arrays[f"train_clean_{tag}"] = hu[idx["train_clean"]]
@@ -307,7 +208,7 @@ def build_ct_training_cache(
             noisy_src = resample_slices(hu[idx["train_noisy"]], spacing_mm, target)
             pad_src = resample_slices(padding[idx["train_noisy"]].astype(np.float32), spacing_mm, target) > 0.5
             r_idx = [k for k in range(len(noisy_src)) for _ in range(noisy_copies)]
-            r_f = _dose_draws(dose_fraction, len(r_idx), rng)
+            r_f = dose_draws(dose_fraction, len(r_idx), rng)
             arrays[f"train_noisy_{rtag}"] = sim(
                 noisy_src, pad_src, r_idx, r_f, target, (seed, vi, j + 1), f"{vol.name}@{target:g}mm"
             )
@@ -369,74 +270,6 @@ def build_ct_training_cache(
     with atomic_output_file(out.with_suffix(".json"), overwrite=True) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
-
-
-class _SliceSimulator:
-    """Simulated low dose of chosen slices, one seed per (*seed_key, position), clipped to HU_RANGE.
-
-    With the default simulator each slice's own noise sets the flux (``calibration="self"``); a slice with
-    too little flat soft tissue takes the median level of its volume's others, and a volume with none falls
-    back to the absolute Mayo calibration. ``calibrations`` records what each volume got.
-    """
-
-    def __init__(self, simulate: Simulator, kwargs: dict[str, Any], default: bool, say: Callable[[str], None]):
-        self.simulate, self.kwargs, self.default, self.say = simulate, kwargs, default, say
-        self.calibrations: dict[str, Any] = {}
-
-    def _levels(
-        self, hu: np.ndarray, padding: np.ndarray, indices: list[int]
-    ) -> tuple[list[float | None] | None, list[float]]:
-        """(``own_noise_level`` per index, None where the slice measures its own; None when no slice can) and
-        the levels measured."""
-        from ldct_invrep.transforms.lowdose.scan_noise import scan_noise_level, series_noise_fallbacks
-
-        slices = sorted(set(indices))
-        measured = [scan_noise_level(hu[k], padding[k]) for k in slices]
-        fallbacks = series_noise_fallbacks(measured)
-        known = [v for v in measured if v is not None]
-        if fallbacks is None:
-            return None, known
-        own = dict(zip(slices, fallbacks))
-        return [own[k] for k in indices], known
-
-    def __call__(
-        self,
-        hu: np.ndarray,
-        padding: np.ndarray,
-        indices: list[int],
-        fractions: list[float],
-        spacing_mm: float,
-        seed_key: tuple[int, ...],
-        name: str,
-    ) -> np.ndarray:
-        out = np.empty((len(indices),) + hu.shape[1:], dtype=np.float32)
-        levels: list[float | None] | None = [None] * len(indices)
-        if self.default and indices:
-            levels, measured = self._levels(hu, padding, indices)
-            self.calibrations[name] = (
-                {"mode": "self", "noise_level_hu_median": float(np.median(measured))}
-                if measured
-                else {"mode": "mayo", "why": "no slice with enough flat soft tissue"}
-            )
-        for j, (k, f) in enumerate(zip(indices, fractions)):
-            self.say(f"{name}: simulating slice {k} at dose {f:.3g} ({j + 1}/{len(indices)})")
-            kwargs = dict(self.kwargs)
-            if self.default:
-                kwargs["padding"] = padding[k]
-                if levels is None:
-                    kwargs["calibration"] = "mayo"
-                elif levels[j] is not None:
-                    kwargs["own_noise_level"] = levels[j]
-            sim = self.simulate(hu[k], f, spacing_mm, _slice_seed(*seed_key, j, k), **kwargs)
-            out[j] = np.clip(np.asarray(sim, dtype=np.float32), *HU_RANGE)
-        return out
-
-
-def _iter_volumes(sources: Sequence[tuple[str | Path, bool]]) -> Iterator[tuple[CTVolume, str | Path, bool]]:
-    """(volume, source, held out) for every volume of every source, one source in memory at a time."""
-    for source, held_out in sources:
-        for volume in read_ct_volumes(source):
-            yield volume, source, held_out
 
 
 def _save_npz_atomic(out: Path, arrays: dict[str, np.ndarray]) -> None:
