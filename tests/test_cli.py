@@ -409,13 +409,19 @@ def test_evaluate_refuses_mismatched_shapes(pair3: tuple[Path, Path], sample_ser
 
 # --------------------------------------------------------------------------------------------- info, prepare, train
 def test_info_reports_checkpoint(tiny_weights: Path) -> None:
-    from ldct_invrep.io.checkpoint import load_restorer
+    from ldct_invrep.io.checkpoint import checkpoint_text, describe_header, load_restorer, read_header
 
     restorer, _ = load_restorer(tiny_weights)
     n_params = sum(p.numel() for p in restorer.parameters())
     out = invoke("info", tiny_weights).stdout
     assert re.search(r"^preset\s+lite$", out, re.MULTILINE) and re.search(r"^iterations\s+0$", out, re.MULTILINE)
     assert "base_channels=4" in out and f"{n_params:,}" in out and "installed ldct-invrep" in out
+    # one rendering of a header: info's table and the reports' one-line description (checkpoint_text) share it
+    header = read_header(tiny_weights)
+    for _, title, text in describe_header(header):
+        assert re.search(rf"^{re.escape(title)}\s+{re.escape(text)}$", out, re.MULTILINE), title
+    assert checkpoint_text(header) == "preset lite, trained on none (random weights for tests), 0 iterations"
+    assert checkpoint_text({"iterations": None, "preset": ""}) == "no training description in the header"
     doc = json.loads(invoke("info", tiny_weights, "--json").stdout)
     assert doc["parameters"] == n_params and doc["header"]["preset"] == "lite"
     invoke("info", tiny_weights.with_name("absent.pt"), code=2)

@@ -12,7 +12,7 @@ JSON-able ``info``. Heavy imports (torch, the ``bm3d`` extra) happen when a meth
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ldct_invrep.errors import InputError
+from ldct_invrep.io.checkpoint import checkpoint_text
 
 __all__ = [
     "CT_METHODS",
@@ -28,7 +29,6 @@ __all__ = [
     "Method",
     "build_methods",
     "build_natural_methods",
-    "checkpoint_text",
     "describe",
     "natural_restorer_fn",
 ]
@@ -57,20 +57,6 @@ def describe(name: str, fn: Callable[..., Any]) -> str:
         return str(text)
     doc = (getattr(fn, "__doc__", None) or "").strip()
     return doc.split("\n")[0] if doc else name
-
-
-def checkpoint_text(header: Mapping[str, Any]) -> str:
-    """``preset lite, trained on ..., 20000 iterations`` from a checkpoint header (what is there)."""
-    parts = []
-    if header.get("preset"):
-        parts.append(f"preset {header['preset']}")
-    if header.get("training_data"):
-        parts.append(f"trained on {header['training_data']}")
-    if header.get("iterations") is not None:
-        parts.append(f"{header['iterations']} iterations")
-    if not parts:
-        parts.append("no training description in the header")
-    return ", ".join(str(p) for p in parts)
 
 
 # --------------------------------------------------------------------------------------------- CT

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +38,12 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "HEADER_TITLES",
     "TORCHSCRIPT",
     "check_header",
+    "checkpoint_text",
+    "describe_header",
+    "header_value_text",
     "is_torchscript",
     "load_restorer",
     "read_checkpoint",
@@ -240,3 +245,51 @@ def load_restorer(path: str | os.PathLike[str], map_location: Any = "cpu") -> tu
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise InputError(f"{path}: weights do not match the stored config ({type(err).__name__})") from err
     return restorer.eval(), header
+
+
+# --------------------------------------------------------------------------------------------- header as text
+#: Header keys a description shows first, in this order, with their titles; any other key follows under its name.
+HEADER_TITLES = (
+    ("preset", "preset"),
+    ("config", "config"),
+    ("training_data", "training data"),
+    ("training", "training"),
+    ("iterations", "iterations"),
+    ("window", "window"),
+    ("hu_range", "HU range"),
+    ("self_ensemble", "self-ensemble"),
+    ("package_version", "written by ldct-invrep"),
+    ("format_version", "checkpoint format"),
+)
+#: What the one-line :func:`checkpoint_text` says of a header key, in this order.
+_SUMMARY = (("preset", "preset {}"), ("training_data", "trained on {}"), ("iterations", "{} iterations"))
+
+
+def header_value_text(value: Any) -> str:
+    """A header value as text: a mapping as ``key=value, ...``, a list as ``[a, b]``, anything else as ``str``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={header_value_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(header_value_text(v) for v in value) + "]"
+    return str(value)
+
+
+def describe_header(header: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(key, title, text)`` of every entry of a checkpoint ``header``: the keys of :data:`HEADER_TITLES` first,
+    in that order and under those titles, then the others under their own names.
+
+    The one rendering of a header as text: ``ldct-invrep info`` prints it as a table and :func:`checkpoint_text`
+    takes the reports' one-line description from it.
+    """
+    titles = dict(HEADER_TITLES)
+    keys = [key for key, _ in HEADER_TITLES if key in header] + [key for key in header if key not in titles]
+    return [(key, titles.get(key, key), header_value_text(header[key])) for key in keys]
+
+
+def checkpoint_text(header: Mapping[str, Any]) -> str:
+    """``preset lite, trained on ..., 20000 iterations``: what a checkpoint's header states of its preset, training
+    data and iterations (:func:`describe_header`), the description comparison reports print next to a method."""
+    stated = {key: text for key, _, text in describe_header(header) if header[key] is not None and header[key] != ""}
+    return ", ".join(form.format(stated[key]) for key, form in _SUMMARY if key in stated) or (
+        "no training description in the header"
+    )
