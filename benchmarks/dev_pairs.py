@@ -43,9 +43,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report helpers of reproduce_tables
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the report helpers shared with reproduce_tables.py
 
-from reproduce_tables import DEFAULT_SHARED, REPO_ROOT, command_text, header_of, present, training_text  # noqa: E402
+from _report import DEFAULT_SHARED, REPO_ROOT, header_of, present, start_report, training_text  # noqa: E402
 
 from ldct_invrep.baselines import tune_bm3d_blind_factor, tune_bm3d_sigma  # noqa: E402
 from ldct_invrep.errors import InputError  # noqa: E402
@@ -154,12 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.out.exists() and not args.overwrite:
-        raise SystemExit(f"{args.out}: exists; pass --overwrite to replace it")
-    t0 = time.perf_counter()
-    say = (lambda m: None) if args.quiet else (lambda m: print(f"[{time.perf_counter() - t0:7.1f} s] {m}", flush=True))
+    run = start_report("dev_pairs.py", args, argv)
+    say = run.say
     with tempfile.TemporaryDirectory() as tmp:
         datalist = args.pairs
         if datalist is None:
@@ -201,19 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"thread(s)), measured under load: the 1-minute load average was {load_before[0]:.1f} before and "
         f"{load_after[0]:.1f} after the {minutes:.1f} min of scoring (other jobs, e.g. a training campaign, "
         "shared the cores), so they are upper bounds; benchmarks/denoise_speed.py measures LIR's speed properly.",
-        f"Command: `python benchmarks/dev_pairs.py {command_text(argv if argv is not None else sys.argv[1:])}`",
+        f"Command: `{run.command}`",
     ]
     text = result.to_markdown(level=1, per_image=True)
     check = ("## LIR against each method (abdomen window)\n\nLIR minus the method, per pair: PSNR in dB / SSIM "
              "(positive: LIR is better).\n\n" + comparison(result) + "\n\n")
     text = text.replace("## Methods\n", check + "## Methods\n", 1)
-    from ldct_invrep.io import atomic_output_file
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output_file(args.out, overwrite=args.overwrite) as out:
-        out.write_text(text, encoding="utf-8")
     print(result.image_table_markdown())
-    say(f"wrote {args.out}")
+    run.write(text)
     return 0
 
 

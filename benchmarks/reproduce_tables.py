@@ -39,19 +39,20 @@ import datetime
 import os
 import platform
 import re
-import shlex
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ldct_invrep import __version__
-from ldct_invrep.baselines import tune_bm3d_sigma
-from ldct_invrep.errors import InputError
-from ldct_invrep.evaluation import (
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the report helpers shared with dev_pairs.py
+
+from _report import DEFAULT_SHARED, REPO_ROOT, header_of, present, shown, start_report, training_text  # noqa: E402
+
+from ldct_invrep import __version__  # noqa: E402
+from ldct_invrep.baselines import tune_bm3d_sigma  # noqa: E402
+from ldct_invrep.errors import InputError  # noqa: E402
+from ldct_invrep.evaluation import (  # noqa: E402
     EvaluationResult,
     build_methods,
     build_natural_methods,
@@ -59,11 +60,8 @@ from ldct_invrep.evaluation import (
     evaluate_natural,
     load_pairs_from_cache,
 )
-from ldct_invrep.metrics import format_mean_std
-from ldct_invrep.recipes import validation_indices
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SHARED = Path(os.environ.get("LDCT_INVREP_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+from ldct_invrep.metrics import format_mean_std  # noqa: E402
+from ldct_invrep.recipes import validation_indices  # noqa: E402
 
 # ---------------------------------------------------------------------------------------- the paper's numbers
 # Du, Chen and Yang, "Learning Invariant Representation for Unsupervised Image Restoration", CVPR 2020.
@@ -101,73 +99,8 @@ TABLE_ORDER = ("3", "1", "2", "4")  # the order of the sections in docs/results.
 TABLE3_ROWS = {"input": "LDCT (input)", "bm3d": "BM3D", "redcnn": "RED-CNN (supervised)", "lir": "LIR (paper)"}
 
 
-def shown(path: Path | str | None) -> str:
-    """A path for the document: relative to the repository's parent when inside it, else as given."""
-    if path is None:
-        return "-"
-    p = Path(path).resolve()
-    for base in (REPO_ROOT, REPO_ROOT.parent):
-        try:
-            return str(p.relative_to(base))
-        except ValueError:
-            continue
-    return p.name
-
-
-def command_text(argv: Sequence[str]) -> str:
-    """The command line with existing paths shown relative to the repository (no machine paths in docs)."""
-    out = []
-    for a in argv:
-        key, sep, rest = a.partition("=")
-        if sep and len(key) == 1 and Path(rest).exists():
-            out.append(f"{key}={shown(rest)}")
-        elif not a.startswith("-") and ("/" in a or Path(a).exists()):
-            out.append(shown(a))
-        else:
-            out.append(a)
-    return " ".join(shlex.quote(a) for a in out)
-
-
 def fmt(mean: float, std: float | None, digits: int) -> str:
     return format_mean_std({"mean": mean, "std": std}, digits)
-
-
-# ---------------------------------------------------------------------------------------- checkpoints
-def header_of(path: Path, kind: str) -> dict[str, Any]:
-    if kind == "redcnn":
-        from ldct_invrep.baselines.train_redcnn import load_redcnn
-
-        return load_redcnn(path)[1]
-    from ldct_invrep.io.checkpoint import read_header
-
-    return read_header(path)
-
-
-def training_text(path: Path, header: dict[str, Any]) -> str:
-    """What a checkpoint trained on and for how long, from its header (nothing invented)."""
-    bits = [f"`{path.name}`"]
-    if header.get("preset"):
-        bits.append(f"preset {header['preset']}")
-    data = header.get("training_data") or header.get("data")
-    bits.append(f"trained on {data}" if data else "training data not recorded")
-    bits.append(f"{header['iterations']} iterations" if header.get("iterations") is not None else "iterations not recorded")
-    training = header.get("training") if isinstance(header.get("training"), dict) else {}
-    for key, label in (("batch", "batch"), ("patch_size", "patches"), ("seconds", "seconds"), ("cpu_hours", "CPU hours")):
-        value = header.get(key, training.get(key))
-        if value is not None:
-            bits.append(f"{label} {value}")
-    for key in ("channels", "ablation", "noise", "sigma_range", "semantic_weight", "dose_fraction", "resample_spacings_mm", "cross_cycle_weight"):
-        if header.get(key) is not None:
-            bits.append(f"{key} {header[key]}")
-    if header.get("selected_by"):
-        bits.append(f"weights: {header['selected_by']}")
-    if int(header.get("self_ensemble", 1)) > 1:
-        bits.append(f"run as a self-ensemble of {header['self_ensemble']} (mean over flips/transposes)")
-    return ", ".join(str(b) for b in bits)
-
-
-def present(path: Path | None) -> bool:
-    return path is not None and Path(path).is_file()
 
 
 # ---------------------------------------------------------------------------------------- Table 3 (CT)
@@ -503,14 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     args.details = args.details or args.out.parent / "results"
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.out.exists() and not args.overwrite:
-        raise SystemExit(f"{args.out}: exists; pass --overwrite to replace it")
-    t0 = time.perf_counter()
-    say = (lambda m: None) if args.quiet else (lambda m: print(f"[{time.perf_counter() - t0:7.1f} s] {m}", flush=True))
+    run = start_report("reproduce_tables.py", args, argv)
+    say, command = run.say, run.command
     sections = {"3": table3, "1": table1, "2": table2, "4": table4}
-    command = f"python benchmarks/reproduce_tables.py {command_text(argv if argv is not None else sys.argv[1:])}"
     kept = kept_sections(args.out, [k for k in TABLE_ORDER if k not in args.tables])
     parts = [
         "# LIR (CVPR 2020) tables reproduced with ldct-invrep", "",
@@ -528,13 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parts.append(sections[key](args, say) + f"\n_Table {key} written by `{command}` on {now}._\n")
         elif key in kept:
             parts.append(kept[key])
-    parts.append(f"_Generated by ldct-invrep {__version__} on {now} in {time.perf_counter() - t0:.0f} s; "
+    parts.append(f"_Generated by ldct-invrep {__version__} on {now} in {run.seconds():.0f} s; "
                  f"{platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}, {torch.get_num_threads()} thread(s)._\n")
-    from ldct_invrep.io import atomic_output_file
-
-    with atomic_output_file(args.out, overwrite=args.overwrite) as tmp:
-        tmp.write_text("\n".join(parts), encoding="utf-8")
-    say(f"wrote {args.out}")
+    run.write("\n".join(parts))
     return 0
 
 
