@@ -33,15 +33,12 @@ import torch
 
 from ldct_invrep.inference import SliceDenoiser
 from ldct_invrep.networks import Restorer, count_parameters, get_config
-from ldct_invrep.package_files import default_weights_path
+from ldct_invrep.package_files import default_weights_path, sample_series_path
 
 try:
     import psutil  # the 'bench' extra, not a runtime dependency
 except ImportError:
     sys.exit("benchmarks/denoise_speed.py: needs psutil: pip install 'ldct-invrep[bench]'")
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_SERIES = REPO_ROOT / "ldct_invrep" / "sample_data" / "totalsegmentator_ct"
 
 
 class PeakRSS:
@@ -78,7 +75,7 @@ def mib(n: float) -> float:
 def load_slice(path: Path | None) -> tuple[str, np.ndarray]:
     from ldct_invrep.io import read_series
 
-    path = path or sorted(SAMPLE_SERIES.iterdir())[0]
+    path = path or sorted(sample_series_path().iterdir())[0]
     series = read_series(path)
     return f"{path.name} ({series.hu.shape[1]}x{series.hu.shape[2]})", series.hu[0].astype(np.float32)
 

@@ -38,8 +38,6 @@ try:
 except ImportError:
     sys.exit("benchmarks/memory_scaling.py: needs psutil: pip install 'ldct-invrep[bench]'")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_SERIES = REPO_ROOT / "ldct_invrep" / "sample_data" / "totalsegmentator_ct"
 TIME = Path("/usr/bin/time")
 
 
@@ -117,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", type=Path, default=None, help="make the series here and keep them")
     args = p.parse_args(argv)
 
-    from ldct_invrep.package_files import default_weights_path
+    from ldct_invrep.package_files import default_weights_path, sample_series_path
 
     work = Path(tempfile.mkdtemp(prefix="ldct_memory_")) if args.keep is None else args.keep
     cli = Path(sys.executable).with_name("ldct-invrep")
@@ -130,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         peaks = []
         how = ""
         for n in args.sizes:
-            series = make_series(SAMPLE_SERIES, n, work / f"series_{n}")
+            series = make_series(sample_series_path(), n, work / f"series_{n}")
             out = work / f"denoised_{n}"
             cmd = [*base_cmd, "denoise", str(series), str(out), "--weights", str(weights), "--device", "cpu",
                    "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--quiet", "--overwrite"]
