@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ldct_invrep.io.atomic import atomic_output_file
+
 __all__ = ["print_inference_summary", "summarize_metrics"]
 
 
@@ -26,8 +28,8 @@ def print_inference_summary(
 
 def summarize_metrics(output_dir: str | os.PathLike, names: Sequence[str], title: str = "") -> dict[str, dict[str, float]]:
     """Collect ``<output_dir>/<name>/metrics.csv`` (``monai.handlers.MetricsSaver``, tab separated) of each
-    evaluator into ``<output_dir>/summary.json`` and print one table: the metric names carry the window and
-    data range (e.g. ``abdomen_psnr_dr400``: [-160, 240] HU, data range 400)."""
+    evaluator into ``<output_dir>/summary.json`` (written whole or not at all) and print one table: the metric
+    names carry the window and data range (e.g. ``abdomen_psnr_dr400``: [-160, 240] HU, data range 400)."""
     out = Path(output_dir)
     summary: dict[str, dict[str, float]] = {}
     for name in names:
@@ -36,7 +38,8 @@ def summarize_metrics(output_dir: str | os.PathLike, names: Sequence[str], title
             continue
         rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         summary[name] = {k: float(v) for k, v in rows}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    with atomic_output_file(out / "summary.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     metrics = sorted({k for m in summary.values() for k in m})
     width = max([len(n) for n in summary] + [8])
     lines = [title] if title else []
