@@ -60,10 +60,11 @@ def start_report(script: str, args: argparse.Namespace, argv: Sequence[str] | No
 
 
 def shown(path: Path | str | None) -> str:
-    """A path for the document: relative to the repository's parent when inside it, else as given."""
+    """A path for the document: relative to the repository (or its parent) when inside it, else its name.
+    Symbolic links are kept (``cache -> /elsewhere/cache`` shows as ``cache/...``, not as the machine's path)."""
     if path is None:
         return "-"
-    p = Path(path).resolve()
+    p = Path(os.path.abspath(path))
     for base in (REPO_ROOT, REPO_ROOT.parent):
         try:
             return str(p.relative_to(base))
@@ -118,6 +119,9 @@ def training_text(path: Path, header: dict[str, Any]) -> str:
         bits.append(f"weights: {header['selected_by']}")
     if int(header.get("self_ensemble", 1)) > 1:
         bits.append(f"run as a self-ensemble of {header['self_ensemble']} (mean over flips/transposes)")
+    if float(header.get("reference_noise_hu", 0.0)) > 0:
+        bits.append(f"each output blended with its input to a reference noise of {header['reference_noise_hu']:g} HU "
+                    "(header reference_noise_hu)")
     return ", ".join(str(b) for b in bits)
 
 

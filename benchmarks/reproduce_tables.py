@@ -1,9 +1,10 @@
 """Write docs/results.md: the paper's Tables 1-4 next to what this implementation measures.
 
-* **Table 3** (CT): (a) the held-out simulated quarter-dose slices of a CT training cache (``--cache``,
-  ``ldct_invrep.data.build_ct_training_cache``), (b) the real Mayo 2016 L506 quarter/full-dose pair in
-  ``--shared-data``/mayo2016_mapnn_ima. Methods: the input, BM3D (sigma tuned on the cache's *training*
-  pairs, never on test slices, and reported), RED-CNN (``--redcnn``, supervised on the same simulated pairs,
+* **Table 3** (CT): (a) the held-out simulated low-dose slices of a CT training cache (``--cache``,
+  ``ldct_invrep.data.build_ct_training_cache``), one section per dose fraction its manifest records, (b) the
+  real Mayo 2016 L506 quarter/full-dose pair in ``--shared-data``/mayo2016_mapnn_ima (scores only, no figure:
+  AAPM data). Methods: the input, BM3D (sigma tuned on seeded random *training* pairs of the cache, never on
+  test slices, and reported), RED-CNN (``--redcnn``, supervised on the same simulated pairs,
   ``ldct_invrep.baselines.train_redcnn``) and LIR (``--lir-ct``, default the shipped weights).
 * **Table 1**: CBSD68 (colour BSD68), AWGN sigma 25 / 35 / 50, colour BM3D, given a natural_awgn checkpoint
   (``--natural-awgn``).
@@ -58,10 +59,9 @@ from ldct_invrep.evaluation import (  # noqa: E402
     build_natural_methods,
     evaluate_methods,
     evaluate_natural,
-    load_pairs_from_cache,
+    load_pairs_by_dose_from_cache,
 )
 from ldct_invrep.metrics import format_mean_std  # noqa: E402
-from ldct_invrep.recipes import validation_indices  # noqa: E402
 
 # ---------------------------------------------------------------------------------------- the paper's numbers
 # Du, Chen and Yang, "Learning Invariant Representation for Unsupervised Image Restoration", CVPR 2020.
@@ -125,20 +125,26 @@ def pick_bm3d_sigma(args: argparse.Namespace, say: Callable[[str], None]) -> tup
                           "of a sweep on the Mayo L506 slice (benchmarks/bm3d_speed.py --sweep), i.e. chosen on test data")
     from ldct_invrep.baselines.train_redcnn import load_paired_training_slices
 
+    def sample(min_size: int) -> tuple[list, list, list[str]]:
+        return load_paired_training_slices(args.cache, max_slices=args.bm3d_tune_slices, seed=args.seed, resampled=False,
+                                           min_size=min_size)
+
+    # seeded random slices at their acquired spacing, full-size ones when there are any (as benchmarks/dev_pairs.py
+    # tunes): a 3 mm NIfTI slice with 7 HU of simulated noise would pull the sigma far below what 512 x 512 slices
+    # need, and the cache's first slices (one series, a few dose draws) would not stand for its dose range
     try:
-        noisy, clean, names = load_paired_training_slices(args.cache)
+        try:
+            noisy, clean, names = sample(args.bm3d_tune_crop)
+        except InputError:  # no slice that large (a small cache): all of them
+            noisy, clean, names = sample(0)
     except InputError as exc:
         return fallback, f"{fallback:g} HU, not tuned ({exc}); see benchmarks/bm3d_speed.py --sweep"
-    # full-size slices (as LIR's validation, recipes.validation_indices): a 3 mm NIfTI slice with 7 HU of
-    # simulated noise would pull the sigma far below what 512 x 512 slices need
-    keep = validation_indices(noisy, args.bm3d_tune_crop, args.bm3d_tune_slices)
-    noisy, clean, names = ([seq[i] for i in keep] for seq in (noisy, clean, names))
     say(f"tuning the BM3D sigma on {len(noisy)} training pairs of the cache: {args.bm3d_tune_sigmas}")
     best, scores = tune_bm3d_sigma(zip(names, noisy, clean), args.bm3d_tune_sigmas, window="abdomen", metric="psnr",
                                    crop=args.bm3d_tune_crop)
     table = ", ".join(f"{s:g} HU: {v:.2f} dB" for s, v in scores.items())
     return best, (f"{best:g} HU, best abdomen-window PSNR on {len(noisy)} simulated *training* pairs of the cache "
-                  f"(centre {args.bm3d_tune_crop} px crops; {table})")
+                  f"(seeded random, seed {args.seed}, at their acquired spacing; centre {args.bm3d_tune_crop} px crops; {table})")
 
 
 def table3(args: argparse.Namespace, say: Callable[[str], None]) -> str:
@@ -169,20 +175,17 @@ def table3(args: argparse.Namespace, say: Callable[[str], None]) -> str:
 
     sections = []
     if args.cache is not None:
-        pairs = load_pairs_from_cache(args.cache)
-        if args.max_images:
-            pairs = pairs[: args.max_images]
-        # full-size slices apart from small ones (the 3 mm NIfTI's 122 x 101): their noise differs tenfold
-        is_full = [min(p[1].shape[-2:]) >= args.bm3d_tune_crop for p in pairs]
-        groups = [("simulated", "full-size", [p for p, f in zip(pairs, is_full) if f]),
-                  ("simulated_small", "smaller", [p for p, f in zip(pairs, is_full) if not f])]
-        for key, kind, group in groups:
-            if group:
-                sections.append((key, f"(a) simulated quarter dose: {len(group)} {kind} held-out test slices of "
-                                 f"`{shown(args.cache)}` ({'x'.join(map(str, group[0][1].shape))} pixels; projection-domain "
-                                 "noise insertion on normal-dose CT; the LIR and RED-CNN models never saw them)", group))
+        by_dose, manifest = load_pairs_by_dose_from_cache(args.cache)
+        out += [cache_text(args, manifest, lir if "lir" in names else None), ""]
+        for fraction, pairs in by_dose.items():
+            # full-size slices apart from small ones (the 3 mm NIfTI's 122 x 101): their noise differs tenfold
+            is_full = [min(p[1].shape[-2:]) >= args.bm3d_tune_crop for p in pairs]
+            for suffix, kind, group in (("", "full-size", [p for p, f in zip(pairs, is_full) if f]),
+                                        ("_small", "smaller", [p for p, f in zip(pairs, is_full) if not f])):
+                if group:
+                    sections.append(simulated_section(args, manifest, fraction, suffix, kind, group))
     else:
-        out += ["(a) simulated quarter dose: no `--cache` given: not run.", ""]
+        out += ["(a) simulated low dose: no `--cache` given: not run.", ""]
     mayo = read_mayo_pair(args.shared_data)
     if mayo is not None:
         sections.append(("mayo", "(b) real quarter dose: the Mayo 2016 L506 pair (one 1 mm B30f slice, quarter vs full dose; "
@@ -192,14 +195,47 @@ def table3(args: argparse.Namespace, say: Callable[[str], None]) -> str:
     results: dict[str, EvaluationResult] = {}
     for key, description, pairs in sections:
         say(f"Table 3 {key}: {len(pairs)} slice(s), methods {names}")
-        result = evaluate_methods(pairs, methods, ("abdomen", "full"), args.details / f"table3_{key}", figure=True,
+        # no images of the AAPM-Mayo pair are written (its data-use terms); the simulated pairs are open data
+        result = evaluate_methods(pairs, methods, ("abdomen", "full"), args.details / f"table3_{key}", figure=key != "mayo",
                                   title=f"Table 3 {description.split(':')[0]}", data_description=description,
                                   notes=[f"BM3D sigma: {sigma_text}"], overwrite=args.overwrite, progress=say)
         results[key] = result
+        figure = f", figure `{shown(result.files['figure'])}`" if result.files.get("figure") else ""
         out += [f"### {description}", "", ct_table(result, with_paper=key == "mayo"), "",
-                f"Details: `{shown(result.files['markdown'])}`, figure `{shown(result.files.get('figure'))}`.", ""]
+                f"Details: `{shown(result.files['markdown'])}`{figure}.", ""]
     out += [window_note(results), ""]
     return "\n".join(out)
+
+
+def cache_text(args: argparse.Namespace, manifest: dict[str, Any], lir: Path | None) -> str:
+    """Where the simulated test pairs come from, from the cache's manifest (and whether LIR trained on it)."""
+    sha = str(manifest.get("cache_sha256", ""))
+    counts = manifest.get("counts", {})
+    text = (f"Simulated test pairs: the held-out slices of `{shown(args.cache)}` (sha256 {sha[:12] or 'not recorded'}; "
+            f"{counts.get('test_noisy', '?')} test pairs, {counts.get('train_noisy', '?')} noisy and "
+            f"{counts.get('train_clean', '?')} clean training slices; {manifest.get('generated_by', 'builder not recorded')})")
+    header = header_of(lir, "lir") if lir is not None else {}
+    if sha and header.get("cache_sha256") == sha:
+        text += f", the cache `{lir.name}` trained on (its header's cache_sha256"  # type: ignore[union-attr]
+        text += f"; built by its training recipe, {header['bundle']})" if header.get("bundle") else ")"
+    return text + "."
+
+
+def simulated_section(args: argparse.Namespace, manifest: dict[str, Any], fraction: float | None, suffix: str, kind: str,
+                      group: list) -> tuple[str, str, list]:
+    """``(key, description, pairs)`` of one group of simulated test pairs: one dose fraction, one size class;
+    at most ``--max-images`` of them (said in the description)."""
+    modes = {c.get("mode") for e in manifest.get("sources", []) if e.get("slice_indices", {}).get("test")
+             for c in (e.get("calibration") or {}).values() if isinstance(c, dict)}
+    relative = " of each scan's own dose" if modes == {"self"} else ""
+    dose = f"dose {fraction:g}{relative}" if fraction is not None else "low dose (dose fraction not recorded)"
+    count = f"{len(group)}"
+    if args.max_images and len(group) > args.max_images:
+        count, group = f"the first {args.max_images} of {len(group)}", group[: args.max_images]
+    sizes = ", ".join(dict.fromkeys("x".join(map(str, p[1].shape)) for p in group))
+    key = f"simulated{'' if fraction is None else f'_dose{fraction:g}'}{suffix}"
+    return key, (f"(a) simulated {dose}: {count} {kind} held-out test slices of `{shown(args.cache)}` ({sizes} pixels; "
+                 "projection-domain noise insertion on normal-dose CT; the LIR and RED-CNN models never saw them)"), group
 
 
 def seconds_text(x: float) -> str:
@@ -228,7 +264,7 @@ def window_note(results: dict[str, EvaluationResult]) -> str:
     text = ("The paper states neither window nor data range for Table 3. The abdomen window [-160, 240] HU "
             "(data range 400) is the RED-CNN / CTformer convention; the full range [-1024, 3072] HU (data range "
             "4096) is the network's.")
-    result = results.get("mayo") or results.get("simulated")
+    result = results.get("mayo") or next(iter(results.values()), None)
     if result is not None and "input" in result.methods:
         a, f = result.summary("input", "abdomen"), result.summary("input", "full")
         text += (f" On {'the Mayo pair' if 'mayo' in results else 'the simulated slices'} our input scores "
@@ -400,13 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation", type=parse_ablation, action="append", metavar="KEY=FILE", help="a|b|c|d=checkpoint")
     p.add_argument("--bm3d-sigma-hu", type=float, default=None, help="skip tuning and use this sigma")
     p.add_argument("--bm3d-tune-sigmas", type=float, nargs="+", default=[60, 80, 100, 120, 150, 200, 250])
-    p.add_argument("--bm3d-tune-slices", type=int, default=4)
+    p.add_argument("--bm3d-tune-slices", type=int, default=12, help="seeded random training pairs BM3D is tuned on")
     p.add_argument("--bm3d-tune-crop", type=int, default=256)
     p.add_argument("--no-natural-bm3d", action="store_true", help="skip BM3D / ANSC on natural images (slow)")
     p.add_argument("--tables", nargs="+", default=list(TABLE_ORDER), choices=["1", "2", "3", "4"],
                    help="tables to run; with --overwrite the others are kept from the existing --out")
     p.add_argument("--channels", type=int, default=3, choices=[1, 3], help="natural-image tables in colour (3) or grey (1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noisy natural test sets (the bundles' evaluation default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noisy natural test sets (the bundles' evaluation default: 0) and of "
+                   "the BM3D tuning pairs")
     p.add_argument("--max-images", type=int, default=None, help="quick runs only: first N images / slices")
     p.add_argument("--crop", type=int, default=None, help="quick runs only: centre crops of natural images")
     p.add_argument("--threads", type=int, default=None)

@@ -22,6 +22,7 @@ from ldct_invrep.evaluation import (
     build_natural_methods,
     evaluate_methods,
     evaluate_natural,
+    load_pairs_by_dose_from_cache,
     load_pairs_from_cache,
     load_pairs_from_datalist,
 )
@@ -209,6 +210,37 @@ def test_pairs_from_cache_and_paired_training_slices(tmp_path) -> None:
     assert names == [f"vol.nii.gz:{k}" for k in train_idx] and not set(train_idx) & set(test_idx)
     for n, c in zip(noisy, clean):
         assert 30 < np.std(n - c) < 70  # each noisy slice is paired with its own original
+
+
+def test_cache_pairs_at_several_doses_are_named_and_grouped_by_dose(tmp_path) -> None:
+    from ldct_invrep.data.ct_cache import build_ct_training_cache
+    from ldct_invrep.evaluation.pairs import cache_test_dose_fractions
+    from ldct_invrep.io import write_nifti
+
+    yy, xx = np.mgrid[:48, :48]
+    body = np.where((yy - 24) ** 2 + (xx - 24) ** 2 < 20**2, 40.0, -1000.0)
+    write_nifti(tmp_path / "vol.nii.gz", np.stack([body + 10 * k for k in range(12)]).astype(np.float32), np.eye(4))
+
+    def simulate(hu, dose, spacing, seed):  # noise 20 HU at full dose, growing as 1 / sqrt(dose)
+        return hu + np.random.default_rng(seed).normal(0, 20 / np.sqrt(dose), hu.shape)
+
+    cache = tmp_path / "cache.npz"
+    build_ct_training_cache([tmp_path / "vol.nii.gz"], cache, dose_fraction=[0.05, 0.5], hold_out=0.25,
+                            simulator=simulate, test_dose_fractions=[0.5, 0.1])
+    test_idx = json.loads(cache.with_suffix(".json").read_text())["sources"][0]["slice_indices"]["test"]
+    assert len(test_idx) >= 2
+    names = [p[0] for p in load_pairs_from_cache(cache)]
+    assert names == [f"vol.nii.gz:{k} dose {f}" for f in ("0.5", "0.1") for k in test_idx]
+    groups, manifest = load_pairs_by_dose_from_cache(cache)
+    assert list(groups) == [0.1, 0.5] and manifest["test_dose_fractions"] == [0.5, 0.1]
+    for fraction, pairs in groups.items():
+        assert [p[0] for p in pairs] == [f"vol.nii.gz:{k} dose {fraction:g}" for k in test_idx]
+        for _, noisy, clean in pairs:  # each pair carries its own dose's noise: 63 HU at 0.1, 28 HU at 0.5
+            assert np.std(noisy - clean) == pytest.approx(20 / np.sqrt(fraction), rel=0.15)
+    # a cache from before per-pair fractions were recorded: the cache's one dose fraction, else not recorded
+    old = {"dose_fraction": 0.25, "sources": [{"slice_indices": {"test": [3, 7]}}, {"slice_indices": {"test": []}}]}
+    assert cache_test_dose_fractions(old) == [0.25, 0.25]
+    assert cache_test_dose_fractions({**old, "dose_fraction": [0.05, 0.5]}) == [None, None]
 
 
 def test_evaluate_natural_awgn_follows_the_0_255_convention(tmp_path) -> None:

@@ -20,7 +20,7 @@ def _module():
     return module
 
 
-def _lir_checkpoint(path: Path, iterations: int, data: str, in_channels: int = 1) -> Path:
+def _lir_checkpoint(path: Path, iterations: int, data: str, in_channels: int = 1, **header) -> Path:
     import torch
 
     from ldct_invrep.io.checkpoint import save_restorer
@@ -29,7 +29,7 @@ def _lir_checkpoint(path: Path, iterations: int, data: str, in_channels: int = 1
     torch.manual_seed(iterations)
     cfg = get_config("lite", base_channels=4, n_res=1, noise_channels=4, in_channels=in_channels)
     return save_restorer(path, Restorer.from_config(cfg),
-                         {"config": cfg, "preset": "tiny", "iterations": iterations, "training_data": data})
+                         {"config": cfg, "preset": "tiny", "iterations": iterations, "training_data": data, **header})
 
 
 @pytest.mark.slow
@@ -77,9 +77,11 @@ def test_tiny_run_puts_paper_and_ours_side_by_side(tmp_path) -> None:
     assert "no checkpoint" in rows["(a) without the noise encoder E_X^N"]
     assert "33 iterations" in rows["(b) without the representation discriminator D_R"]
     assert "Quick run, not comparable with the paper" in doc
-    # the 48 x 48 test slices are below the full-size threshold (the tuning crop): reported as "smaller" slices
-    assert "smaller held-out test slices" in doc and "full-size held-out" not in doc
-    assert (tmp_path / "docs" / "results" / "table3_simulated_small" / "results.csv").is_file()
+    # the 48 x 48 test slices are below the full-size threshold (the tuning crop): reported as "smaller" slices,
+    # at the cache's one test dose (build_ct_training_cache's default 0.25)
+    assert re.search(r"### \(a\) simulated dose 0\.25: the first 2 of \d+ smaller held-out test slices", doc)
+    assert "full-size held-out" not in doc
+    assert (tmp_path / "docs" / "results" / "table3_simulated_dose0.25_small" / "results.csv").is_file()
     assert (tmp_path / "docs" / "results" / "table1_sigma25" / "figure.png").is_file()
 
     with pytest.raises(SystemExit, match="exists"):
@@ -91,3 +93,45 @@ def test_tiny_run_puts_paper_and_ours_side_by_side(tmp_path) -> None:
     again = out.read_text()
     assert table3.strip() in again and "tables 1, 2, 3 kept from the previous document" in again
     assert again.count("## Table 4") == 1 and again.index("## Table 3") < again.index("## Table 1") < again.index("## Table 4")
+
+
+def test_table3_groups_the_simulated_pairs_by_dose_and_runs_lir_as_its_header_says(tmp_path) -> None:
+    import csv
+    import json
+
+    from ldct_invrep.data.ct_cache import build_ct_training_cache
+    from ldct_invrep.io import write_nifti
+
+    # the default model's cache layout: every held-out slice at several dose fractions (noise 20 / sqrt(dose) HU)
+    yy, xx = np.mgrid[:48, :48]
+    body = np.where((yy - 24) ** 2 + (xx - 24) ** 2 < 20**2, 40.0, -1000.0)
+    write_nifti(tmp_path / "vol.nii.gz", np.stack([body + 5 * k for k in range(12)]).astype(np.float32), np.eye(4))
+    cache = tmp_path / "cache.npz"
+    build_ct_training_cache([tmp_path / "vol.nii.gz"], cache, dose_fraction=[0.05, 0.5], hold_out=0.25, test_dose_fractions=[0.1, 0.5],
+                            simulator=lambda hu, d, s, seed: hu + np.random.default_rng(seed).normal(0, 20 / np.sqrt(d), hu.shape))
+    manifest = json.loads(cache.with_suffix(".json").read_text())
+    sha, n_test = manifest["cache_sha256"], len(manifest["sources"][0]["slice_indices"]["test"])
+    assert n_test >= 2
+    lir = _lir_checkpoint(tmp_path / "lir_ct.pt", 11, "tiny cache", self_ensemble=4, reference_noise_hu=10.0, cache_sha256=sha)
+    out = tmp_path / "docs" / "results.md"
+    assert _module().main(["--out", str(out), "--shared-data", str(tmp_path / "no_shared"), "--cache", str(cache), "--lir-ct", str(lir),
+                           "--tables", "3", "--bm3d-sigma-hu", "50", "--max-images", "1", "--quiet"]) == 0
+    doc = out.read_text()
+    dose_01 = doc.index(f"### (a) simulated dose 0.1: the first 1 of {n_test} smaller held-out test slices of `cache.npz`")
+    dose_05 = doc.index(f"### (a) simulated dose 0.5: the first 1 of {n_test} smaller held-out test slices")
+    assert dose_01 < dose_05 and "quarter dose" not in doc  # no Mayo pair here: the (b) section is absent
+    assert f"the held-out slices of `cache.npz` (sha256 {sha[:12]}; {2 * n_test} test pairs" in doc
+    assert "the cache `lir_ct.pt` trained on (its header's cache_sha256)" in doc
+    # the LIR row is the checkpoint as its header says it runs: self-ensemble and reference-noise blending
+    assert "run as a self-ensemble of 4" in doc and "reference noise of 10 HU (header reference_noise_hu)" in doc
+    details = tmp_path / "docs" / "results"
+    assert "mean over 4 flipped/transposed copies, blended with its input to a reference noise of 10 HU" in (
+        details / "table3_simulated_dose0.1_small" / "results.md").read_text()
+    rmse = {}
+    for fraction in ("0.1", "0.5"):
+        with open(details / f"table3_simulated_dose{fraction}_small" / "results.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["method"] == "input" and r["window"] == "full"]
+        assert len(rows) == 1 and rows[0]["image"].endswith(f" dose {fraction}")
+        rmse[fraction] = float(rows[0]["rmse_hu"])
+    assert rmse["0.1"] == pytest.approx(20 / np.sqrt(0.1), rel=0.2) and rmse["0.5"] == pytest.approx(20 / np.sqrt(0.5), rel=0.2)
+    assert str(tmp_path) not in doc

@@ -5,7 +5,8 @@ One job per module:
 
 * ``registry``: the methods by name (:func:`build_methods` for CT, HU -> HU: input, BM3D, blind BM3D, LIR,
   RED-CNN; :func:`build_natural_methods` for natural images);
-* ``pairs``: the ``(name, noisy, clean)`` pairs (:func:`load_pairs_from_datalist`, :func:`load_pairs_from_cache`);
+* ``pairs``: the ``(name, noisy, clean)`` pairs (:func:`load_pairs_from_datalist`, :func:`load_pairs_from_cache`,
+  :func:`load_pairs_by_dose_from_cache`);
 * ``runner``: every method on every pair, outputs written atomically (:func:`evaluate_methods` for CT per
   named HU window, :func:`evaluate_natural` for seeded noisy natural images, data range 1);
 * ``report``: :class:`EvaluationResult`, the Markdown report and the CSV;
@@ -15,7 +16,7 @@ BM3D's parameters are fitted on training pairs by ``ldct_invrep.baselines.tune_b
 ``tune_bm3d_blind_factor``.
 """
 
-from ldct_invrep.evaluation.pairs import load_pairs_from_cache, load_pairs_from_datalist
+from ldct_invrep.evaluation.pairs import load_pairs_by_dose_from_cache, load_pairs_from_cache, load_pairs_from_datalist
 from ldct_invrep.evaluation.registry import (
     CT_METHODS,
     NATURAL_METHODS,
@@ -37,6 +38,7 @@ __all__ = [
     "build_natural_methods",
     "evaluate_methods",
     "evaluate_natural",
+    "load_pairs_by_dose_from_cache",
     "load_pairs_from_cache",
     "load_pairs_from_datalist",
     "natural_restorer_fn",

@@ -1,6 +1,7 @@
 """The image pairs ``(name, noisy, clean)`` the comparison runs on: from a MONAI datalist
 (:func:`load_pairs_from_datalist`, lazily, one slice at a time) or the held-out pairs of a CT training
-cache (:func:`load_pairs_from_cache`), and :func:`check_pair`, the one check every pair passes."""
+cache (:func:`load_pairs_from_cache`; :func:`load_pairs_by_dose_from_cache` groups them by simulated
+dose), and :func:`check_pair`, the one check every pair passes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import numpy as np
 
 from ldct_invrep.errors import InputError
 
-__all__ = ["Pair", "check_pair", "load_pairs_from_cache", "load_pairs_from_datalist"]
+__all__ = ["Pair", "cache_test_dose_fractions", "check_pair", "load_pairs_by_dose_from_cache", "load_pairs_from_cache",
+           "load_pairs_from_datalist"]
 
 Pair = tuple[str, np.ndarray, np.ndarray]
 
@@ -54,18 +56,65 @@ def _iter_datalist_pairs(entries: list[dict[str, Any]]) -> Iterator[Pair]:
             yield (stem if len(noisy) == 1 else f"{stem}[{k}]"), n, c
 
 
+def cache_test_dose_fractions(manifest: dict[str, Any]) -> list[float | None]:
+    """The simulated dose fraction of each held-out test pair of a CT training cache, in the cache's order:
+    each source's ``test_dose_fractions`` (one per pair, as ``build_ct_training_cache`` records them), else
+    the cache's ``dose_fraction`` when it is one number, else ``None`` (not recorded)."""
+    default = manifest.get("dose_fraction")
+    default = float(default) if isinstance(default, (int, float)) else None
+    out: list[float | None] = []
+    for e in manifest["sources"]:
+        recorded = e.get("test_dose_fractions")
+        out += [float(f) for f in recorded] if recorded else [default] * len(e["slice_indices"]["test"])
+    return out
+
+
 def load_pairs_from_cache(path: str | Path) -> list[Pair]:
-    """The held-out test pairs ``(name "source:slice", simulated low dose HU, original HU)`` of a CT
-    training cache (``ldct_invrep.data.build_ct_training_cache``)."""
+    """The held-out test pairs ``(name, simulated low dose HU, original HU)`` of a CT training cache
+    (``ldct_invrep.data.build_ct_training_cache``), in the cache's order. Names are ``"source:slice"``, plus
+    ``" dose F"`` when the cache holds its test slices at several dose fractions."""
+    return _cache_test_pairs(path)[0]
+
+
+def load_pairs_by_dose_from_cache(path: str | Path) -> tuple[dict[float | None, list[Pair]], dict[str, Any]]:
+    """The held-out test pairs of a CT training cache grouped by simulated dose fraction (ascending; ``None``:
+    not recorded), and the cache's manifest."""
+    pairs, fractions, manifest = _cache_test_pairs(path)
+    groups: dict[float | None, list[Pair]] = {}
+    for f in sorted(set(fractions), key=lambda v: (v is None, v or 0.0)):
+        groups[f] = [p for p, g in zip(pairs, fractions, strict=True) if g == f]
+    return groups, manifest
+
+
+def _cache_test_pairs(path: str | Path) -> tuple[list[Pair], list[float | None], dict[str, Any]]:
     from ldct_invrep.data.ct_cache import load_ct_training_cache
 
     cache = load_ct_training_cache(path, units="hu")
-    names = [f"{e['name']}:{k}" for e in cache.manifest["sources"] for k in e["slice_indices"]["test"]]
     if not cache.test_noisy:
         raise InputError(f"{path}: the cache has no held-out test pairs")
-    if len(names) != len(cache.test_noisy):
-        names = [f"test{i}" for i in range(len(cache.test_noisy))]
-    return list(zip(names, cache.test_noisy, cache.test_clean, strict=True))
+    fractions = cache_test_dose_fractions(cache.manifest)
+    names = []
+    for e in cache.manifest["sources"]:  # per source the pairs run fraction by fraction over its test slices
+        test = e["slice_indices"]["test"]
+        names += [f"{e['name']}:{test[j % len(test)]}" for j in range(len(e.get("test_dose_fractions") or test))]
+    if len(set(fractions)) > 1 and len(names) == len(fractions):
+        names = [f"{n} dose {f:g}" for n, f in zip(names, fractions, strict=True)]
+    if len(names) != len(cache.test_noisy) or len(fractions) != len(cache.test_noisy):
+        names, fractions = [f"test{i}" for i in range(len(cache.test_noisy))], [None] * len(cache.test_noisy)
+    return list(zip(names, cache.test_noisy, cache.test_clean, strict=True)), fractions, cache.manifest
+
+
+def cache_test_dose_fractions(manifest: dict[str, Any]) -> list[float | None]:
+    """The simulated dose fraction of each held-out test pair of a CT training cache, in the cache's order:
+    each source's ``test_dose_fractions`` (one per pair, as ``build_ct_training_cache`` records them), else
+    the cache's ``dose_fraction`` when it is one number, else ``None`` (not recorded)."""
+    default = manifest.get("dose_fraction")
+    default = float(default) if isinstance(default, (int, float)) else None
+    out: list[float | None] = []
+    for e in manifest["sources"]:
+        recorded = e.get("test_dose_fractions")
+        out += [float(f) for f in recorded] if recorded else [default] * len(e["slice_indices"]["test"])
+    return out
 
 
 def check_pair(pair: Any, index: int, ndims: tuple[int, ...] = (2,)) -> Pair:

@@ -95,6 +95,8 @@ def _lir_ct(weights: str | Path | None) -> Method:
     denoiser, header = SliceDenoiser.from_checkpoint(path)
     ensemble = denoiser.self_ensemble
     mean_over = f", mean over {ensemble} flipped/transposed copies" if ensemble > 1 else ""
+    if denoiser.reference_noise_hu:
+        mean_over += f", blended with its input to a reference noise of {denoiser.reference_noise_hu:g} HU"
     text = f"LIR (ours, unsupervised): E_X then G_Y{mean_over}, {path.name}: {checkpoint_text(header)}"
     return Method(denoiser.denoise, text, {"checkpoint": str(path), "header": header})
 
