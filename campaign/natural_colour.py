@@ -68,7 +68,7 @@ def overrides(args: argparse.Namespace, ablation: str) -> list[str]:
            "--epoch_length", str(args.epoch_length), "--n_checkpoints", "2", "--threads", str(args.threads),
            "--learning_rate", str(args.learning_rate), "--d_learning_rate", str(args.d_learning_rate),
            "--cross_cycle_weight", str(args.cross_cycle_weight)]
-    for key in ("base_channels", "n_res", "dis_high_pass_gain"):
+    for key in ("base_channels", "n_res", "dis_high_pass_gain", "residual"):
         if getattr(args, key) is not None:
             out += [f"--{key}", str(getattr(args, key))]
     return out
@@ -97,7 +97,8 @@ def lirnet_of(args: argparse.Namespace, variant: str, ckpt: Path):
     from ldct_invrep.recipes import lir_config
 
     overrides = ABLATIONS[VARIANTS[variant][1]][0]
-    net = LIRNet(lir_config(args.preset, in_channels=args.channels, base_channels=args.base_channels, n_res=args.n_res, **overrides))
+    net = LIRNet(lir_config(args.preset, in_channels=args.channels, base_channels=args.base_channels, n_res=args.n_res,
+                            dis_high_pass_gain=args.dis_high_pass_gain, residual=args.residual, **overrides))
     net.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["network"])
     return net.eval()
 
@@ -220,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-res", dest="n_res", type=int, default=None)
     p.add_argument("--dis-high-pass-gain", dest="dis_high_pass_gain", type=float, default=None,
                    help="discriminators' high-pass input gain [the preset's: 20 for ct, tuned to CT noise]")
+    p.add_argument("--residual", type=lambda t: {"true": True, "false": False}[t.lower()], default=None, metavar="true|false",
+                   help="residual generators [the preset's: true for ct]")
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
     # The CT default model's training recipe (bundles/ldct_simulated/configs/train_default_model.json): with the
     # paper's learning rate 1e-4 for both players and lambda_cc 10 the full model gained 0.5 dB in 1500 iterations
