@@ -219,14 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="ct", help="architecture (networks.PRESETS); see docs/natural_campaign.md")
     p.add_argument("--base-channels", dest="base_channels", type=int, default=None)
     p.add_argument("--n-res", dest="n_res", type=int, default=None)
-    p.add_argument("--dis-high-pass-gain", dest="dis_high_pass_gain", type=float, default=None,
-                   help="discriminators' high-pass input gain [the preset's: 20 for ct, tuned to CT noise]")
-    p.add_argument("--residual", type=lambda t: {"true": True, "false": False}[t.lower()], default=None, metavar="true|false",
-                   help="residual generators [the preset's: true for ct]")
+    p.add_argument("--dis-high-pass-gain", dest="dis_high_pass_gain", type=float, default=2.5,
+                   help="discriminators' high-pass input gain (the ct preset's 20 is tuned to CT noise)")
+    p.add_argument("--residual", type=lambda t: {"true": True, "false": False}[t.lower()], default=False, metavar="true|false",
+                   help="residual generators (the ct preset's; they stay at the identity on natural images)")
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
-    # The CT default model's training recipe (bundles/ldct_simulated/configs/train_default_model.json): with the
-    # paper's learning rate 1e-4 for both players and lambda_cc 10 the full model gained 0.5 dB in 1500 iterations
-    # and did not move (docs/natural_campaign.md); these are what made the CT model learn within a CPU budget.
+    # The campaign's recipe (docs/natural_campaign.md, "How the recipe was chosen"): the ct preset with plain
+    # generators and high-pass gain 2.5, trained as the CT default model (train_default_model.json).
     p.add_argument("--learning-rate", dest="learning_rate", type=float, default=3e-4, help="generator side")
     p.add_argument("--d-learning-rate", dest="d_learning_rate", type=float, default=1e-3, help="discriminators")
     p.add_argument("--cross-cycle-weight", dest="cross_cycle_weight", type=float, default=1.0, help="lambda_cc (paper: 10)")
