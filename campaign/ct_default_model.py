@@ -82,6 +82,7 @@ def set_lr_half_life(start: Path, it: int, half_life: int, work: Path, log) -> P
 def score(restorer_ckpt: Path, cache_file: Path, dataset_dir: Path) -> list[dict]:
     """Single-pass abdomen-window scores of the Restorer in ``restorer_ckpt`` (a full training state)."""
     from ldct_invrep.data import load_ct_training_cache
+    from ldct_invrep.evaluation.pairs import cache_test_dose_fractions
     from ldct_invrep.data.dev_pairs import read_dev_pairs
     from ldct_invrep.inference import SliceDenoiser
     from ldct_invrep.metrics import compute_metrics
@@ -91,7 +92,7 @@ def score(restorer_ckpt: Path, cache_file: Path, dataset_dir: Path) -> list[dict
     net.load_state_dict(torch.load(restorer_ckpt, map_location="cpu", weights_only=False)["network"])
     denoiser = SliceDenoiser(net.restorer().eval(), batch_size=1)
     cache = load_ct_training_cache(cache_file, units="hu")
-    fractions = [f for e in cache.manifest["sources"] for f in e.get("test_dose_fractions", [])]
+    fractions = cache_test_dose_fractions(cache.manifest)
     names = [f"sim_f{f:g}" for f in fractions]
     items = list(zip(names, cache.test_noisy, cache.test_clean, strict=True))
     items += [(p.name, p.quarter, p.full) for p in read_dev_pairs(dataset_dir)]

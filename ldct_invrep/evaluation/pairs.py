@@ -104,19 +104,6 @@ def _cache_test_pairs(path: str | Path) -> tuple[list[Pair], list[float | None],
     return list(zip(names, cache.test_noisy, cache.test_clean, strict=True)), fractions, cache.manifest
 
 
-def cache_test_dose_fractions(manifest: dict[str, Any]) -> list[float | None]:
-    """The simulated dose fraction of each held-out test pair of a CT training cache, in the cache's order:
-    each source's ``test_dose_fractions`` (one per pair, as ``build_ct_training_cache`` records them), else
-    the cache's ``dose_fraction`` when it is one number, else ``None`` (not recorded)."""
-    default = manifest.get("dose_fraction")
-    default = float(default) if isinstance(default, (int, float)) else None
-    out: list[float | None] = []
-    for e in manifest["sources"]:
-        recorded = e.get("test_dose_fractions")
-        out += [float(f) for f in recorded] if recorded else [default] * len(e["slice_indices"]["test"])
-    return out
-
-
 def check_pair(pair: Any, index: int, ndims: tuple[int, ...] = (2,)) -> Pair:
     """``pair`` as ``(name, float32 noisy, float32 clean)``: two images of one shape with ``ndims`` dimensions."""
     try:
