@@ -18,6 +18,7 @@ from monai.data import MetaTensor
 from monai.inferers import SimpleInferer
 from torch import nn
 
+from ldct_invrep.cpu_memory import retain_freed_memory
 from ldct_invrep.inferers import SelfEnsembleInferer
 from ldct_invrep.transforms.reference_noise import blend_slices_to_reference_noise, check_reference_noise
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, keep_outside_window, net_to_hu
@@ -71,6 +72,7 @@ class SliceDenoiser:
     (1, 4 or 8) averages the outputs over that many flipped/transposed copies (:class:`SelfEnsembleInferer`).
     ``reference_noise_hu`` > 0 blends each slice back towards its input by the noise a normal-dose reference
     keeps (:mod:`ldct_invrep.transforms.reference_noise`); 0 returns the network's output alone.
+    On the CPU it keeps freed memory in the process (:func:`~ldct_invrep.cpu_memory.retain_freed_memory`).
     ``batch_size`` None: :func:`default_batch_size` of the device. ``restorer`` is a
     :class:`~ldct_invrep.networks.Restorer` or its TorchScript export.
     """
@@ -86,6 +88,8 @@ class SliceDenoiser:
         reference_noise_hu: float = 0.0,
     ) -> None:
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            retain_freed_memory()  # ~30 % faster on 512 x 512 slices (ldct_invrep.cpu_memory)
         self.memory_format = memory_format(self.device)
         self.restorer = restorer.to(self.device, memory_format=self.memory_format).eval()
         self.hu_range = (float(hu_range[0]), float(hu_range[1]))
