@@ -120,6 +120,8 @@ def test_adapt_end_to_end_then_denoise(my_scanner: Path, tiny_state: Path, tmp_p
     for row in ("noise std, flat soft tissue (HU)", "edge sharpness (HU/mm)", "soft-tissue mean (HU)", "drift from input"):
         assert row in result.stdout
     assert "adapted for 4 iterations" in result.stdout and str(out) in result.stdout
+    # 5 training slices: the one-line warning about adapting on few slices
+    assert "warning: " in result.stderr and "adapting on 5 low-dose slices" in result.stderr
     assert {p.name: p.read_bytes() for p in my_scanner.iterdir()} == before  # inputs untouched
 
     restorer, header = load_restorer(out)
