@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--nested", action="store_true", help="one adaptation, extended budget by budget (--resume)")
     p.add_argument("--normal-dose", type=Path, nargs="+", default=[], help="normal-dose series added to the clean domain")
     p.add_argument("--lr-scale", type=float, default=1.0, help="multiply the state's learning rates (fine-tuning)")
+    p.add_argument("--adversarial-scale", type=float, default=1.0,
+                   help="multiply the domain adversarial weight (eq. 12-13) of the generators' loss")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     pairs = [x for x in read_dev_pairs(args.dataset_dir) if x.name.startswith("eunh_")]
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         trainer = build_trainer(
             base, data, batch_size=args.batch_size, seed=args.seed, checkpoint_every=args.checkpoint_every
         )
+        trainer.objective.weights.adversarial *= args.adversarial_scale
         run = Adaptation(
             trainer, base, data, out, **{kind: amount}, max_drift_hu=math.inf, max_noise_ratio=math.inf, overwrite=not resume, resume=resume,
             quiet=args.quiet,
@@ -162,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "from": state_path.name, "threads": args.threads, "batch_size": args.batch_size, "nested": args.nested, "slices": names,
         "normal_dose": [str(x) for x in args.normal_dose], "lr_scale": args.lr_scale,
+        "adversarial_scale": args.adversarial_scale,
         "held_out": [names[i] for i in held_out], "adapted_on": data.record["low_dose_series"], "rows": rows,
     }  # fmt: skip
     (work / "results.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
