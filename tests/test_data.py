@@ -23,6 +23,7 @@ from ldct_invrep.data import (
     write_datalist,
 )
 from ldct_invrep import io
+from ldct_invrep.data.clean_prefilter import prefilter_clean_domain
 from ldct_invrep.data.ct_cache import assign_slices, resample_slices
 from ldct_invrep.data.ct_volumes import nifti_axial_slices
 from ldct_invrep.errors import InputError
@@ -292,6 +293,39 @@ def test_build_ct_training_cache_protocol(tmp_path: Path) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(repeat.train_noisy, hu.train_noisy, strict=True))
     ds = UnpairedPatchDataset(net.train_noisy, net.train_clean, patch_size=32, samples_per_epoch=4)
     assert ds[0]["noisy"].shape == (1, 32, 32)
+
+
+def test_prefilter_clean_domain_denoises_only_the_clean_training_slices(tmp_path: Path) -> None:
+    src = tmp_path / "noisy_phantom.nii.gz"
+    phantom_nifti(src, size=96)
+    vol = nib.load(str(src))
+    arr = np.asarray(vol.dataobj, dtype=np.float32)
+    body = arr > -500
+    arr[body] += np.random.default_rng(0).normal(0.0, 25.0, int(body.sum()))  # a normal dose's own noise
+    nib.save(nib.Nifti1Image(arr, vol.affine), str(src))
+    parent = tmp_path / "ct.npz"
+    build_ct_training_cache([src], parent, dose_fraction=0.25, seed=0, hold_out=0.2, simulator=fake_low_dose)
+    out = tmp_path / "derived" / "ct.npz"
+    manifest = prefilter_clean_domain(parent, out, factor=5.0)
+
+    before, after = np.load(parent), np.load(out)
+    assert sorted(before.files) == sorted(after.files)
+    for key in before.files:
+        if key.startswith("train_clean_"):
+            # flat body inside the phantom: the noise std falls several-fold, the mean HU stays
+            inner = before[key][:, 30:66, 30:66]
+            filtered = after[key][:, 30:66, 30:66]
+            assert float(filtered.std(axis=(1, 2)).mean()) < float(inner.std(axis=(1, 2)).mean()) / 3
+            assert abs(float(filtered.mean()) - float(inner.mean())) < 3.0
+        else:  # noisy domain X and the held-out test pairs are the parent's, bit for bit
+            assert np.array_equal(before[key], after[key])
+    prefilter = manifest["clean_prefilter"]
+    assert prefilter["factor"] == 5.0 and prefilter["parent_sha256"] == json.loads(parent.with_suffix(".json").read_text())["cache_sha256"]
+    assert prefilter["slices"] == manifest["counts"]["train_clean"] and manifest["cache_file"] == "ct.npz"
+    assert json.loads(out.with_suffix(".json").read_text()) == manifest
+    assert len(load_ct_training_cache(out).train_clean) == manifest["counts"]["train_clean"]
+    with pytest.raises(InputError, match="must not replace its parent"):
+        prefilter_clean_domain(parent, parent)
 
 
 def test_build_ct_training_cache_resamples_training_slices(tmp_path: Path) -> None:

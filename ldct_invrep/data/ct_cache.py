@@ -241,7 +241,7 @@ def build_ct_training_cache(
         )
     if not source_entries:
         raise InputError(f"{out}: no usable slices in {', '.join(str(s) for s, _ in all_sources)}")
-    _save_npz_atomic(out, arrays)
+    save_npz_atomic(out, arrays)
     manifest = {
         "format": CACHE_FORMAT,
         "description": "Unpaired CT training cache (LIR section 4.2-4.3 protocol): train_noisy = simulated low dose "
@@ -272,7 +272,7 @@ def build_ct_training_cache(
     return manifest
 
 
-def _save_npz_atomic(out: Path, arrays: dict[str, np.ndarray]) -> None:
+def save_npz_atomic(out: Path, arrays: dict[str, np.ndarray]) -> None:
     """``np.savez_compressed`` through :func:`ldct_invrep.io.atomic.atomic_output_file` (a file object, so
     numpy does not append ``.npz`` to the temporary name)."""
     with atomic_output_file(out, overwrite=True) as tmp, open(tmp, "wb") as f:
