@@ -316,3 +316,68 @@ def test_atomic_helpers(tmp_path):
             raise OSError("disk full")
     assert file.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result", "vol.nii.gz"]
+
+
+# --------------------------------------------------------------------------------------------- hostile-input sweep
+def _uncompressed_copy(sample_series: Path, dest: Path, n: int = 3) -> Path:
+    """The first ``n`` sample slices, decompressed (so headers and pixel data can be edited freely)."""
+    dest.mkdir(parents=True)
+    for k, f in enumerate(sorted(p for p in sample_series.iterdir() if p.name.startswith("CT."))[:n]):
+        ds = pydicom.dcmread(f)
+        ds.decompress()
+        ds.save_as(dest / f"IM{k:03d}.dcm", enforce_file_format=True)
+    return dest
+
+
+def test_degenerate_orientation_refused(tmp_path, sample_series):
+    folder = _uncompressed_copy(sample_series, tmp_path / "iop")
+    for f in folder.iterdir():
+        edit(f, ImageOrientationPatient=[0, 0, 0, 0, 0, 0])  # was read with NaN spacing and direction
+    expect_input_error(folder, lambda: scan_series(folder), "ImageOrientationPatient", "degenerate")
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.100", "1.3.6.1.4.1.99999.1.2.3"], ids=["mpeg2", "private"])
+def test_undecodable_transfer_syntax_refused_before_decoding(tmp_path, sample_series, syntax):
+    folder = copy_series(sample_series, tmp_path / "ts", limit=2)
+    for f in folder.iterdir():  # keep the (JPEG 2000) pixel data, relabel it
+        ds = pydicom.dcmread(f)
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.save_as(f, implicit_vr=False, little_endian=True)
+    # refused by the header scan already (was exit 1 "UID is not a transfer syntax" for a private one, and
+    # "file truncated or corrupt" for MPEG2 after the weights were loaded)
+    error = expect_input_error(folder, lambda: scan_series(folder), "cannot decode", "convert the series to uncompressed")
+    assert "truncated" not in str(error)
+
+
+@pytest.mark.parametrize("keep", [300, 1200], ids=["after-file-meta", "inside-header"])
+def test_file_cut_inside_its_header_is_not_dropped_silently(tmp_path, sample_series, keep):
+    folder = _uncompressed_copy(sample_series, tmp_path / "cut")
+    victim = folder / "IM001.dcm"
+    victim.write_bytes(victim.read_bytes()[:keep])  # pydicom reads it without error, minus Rows/Columns
+    expect_input_error(folder, lambda: read_series(folder), "header truncated", named=victim)
+
+
+def test_same_sop_instance_uid_at_two_positions_refused(tmp_path, sample_series):
+    folder = _uncompressed_copy(sample_series, tmp_path / "uid")
+    uid = pydicom.dcmread(folder / "IM000.dcm").SOPInstanceUID
+    edit(folder / "IM001.dcm", SOPInstanceUID=uid)  # another image under the same UID: was dropped as a "copy"
+    expect_input_error(folder, lambda: read_series(folder), "IM000.dcm and IM001.dcm", "same SOPInstanceUID")
+    copies = _uncompressed_copy(sample_series, tmp_path / "copies")
+    shutil.copy2(copies / "IM000.dcm", copies / "IM000 copy.dcm")  # a real copy: still used once
+    assert read_series(copies).hu.shape == (3, 512, 512)
+
+
+def test_macos_appledouble_files_are_not_lost_slices(tmp_path, sample_series, caplog):
+    folder = copy_series(sample_series, tmp_path / "mac", limit=2)
+    (folder / "._IM000.dcm").write_bytes(b"\x00\x05\x16\x07" + bytes(4092))
+    (folder / ".DS_Store").write_bytes(bytes(100))
+    with caplog.at_level(logging.WARNING):
+        assert read_series(folder).hu.shape == (2, 512, 512)
+    assert "looks like a slice" not in caplog.text
+
+
+def test_colour_nifti_refused_in_plain_words(tmp_path):
+    rgb = np.zeros((8, 8, 2), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    path = tmp_path / "rgb.nii.gz"
+    nib.save(nib.Nifti1Image(rgb, np.eye(4)), str(path))
+    expect_input_error(path, lambda: read_nifti(path), "colour (RGB) voxels, not grey values")

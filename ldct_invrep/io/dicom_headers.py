@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.pixels import get_decoder
 
 from ldct_invrep.errors import InputError, Remedy
 from ldct_invrep.io._dicom_common import LOGGER_NAME, _float_values, _rescale, _uid_label
@@ -40,8 +41,34 @@ def _check_modality(source: str | os.PathLike, datasets: list[Dataset], force: b
     return modality
 
 
+def _check_decodable(path: Path, ds: Dataset, checked: set[str]) -> None:
+    """Refuse, before any work, pixel data in a transfer syntax that no installed pydicom decoder reads."""
+    tsyntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+    if tsyntax is None or tsyntax in checked:
+        return
+    checked.add(tsyntax)
+    if tsyntax.is_transfer_syntax and not tsyntax.is_compressed:
+        return
+    convert = "convert the series to uncompressed DICOM first (e.g. dcmdjpeg, gdcmconv --raw)"
+    try:
+        decoder = get_decoder(tsyntax)
+    except NotImplementedError:
+        raise InputError(
+            f"{path}: pixel data is encoded as {tsyntax.name}, which ldct-invrep cannot decode (pydicom has no "
+            f"decoder for it); {convert}"
+        ) from None
+    if not decoder.is_available:
+        missing = "; ".join(" ".join(str(m).split()) for m in decoder.missing_dependencies)
+        raise InputError(
+            f"{path}: pixel data is compressed as {tsyntax.name} and no decoder for it is installed "
+            f"({missing or 'no plugin'}); install one, or {convert}"
+        )
+
+
 def _check_pixel_format(source: str | os.PathLike, items: list[tuple[Path, Dataset]]) -> tuple[int, int]:
+    syntaxes: set[str] = set()
     for path, ds in items:
+        _check_decodable(path, ds, syntaxes)
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         if frames > 1:
             raise InputError(f"{path}: multi-frame (enhanced) DICOM with {frames} frames is not supported")
@@ -72,6 +99,8 @@ def _orientation(source: str | os.PathLike, items: list[tuple[Path, Dataset]]) -
         bad = next(p for (p, _), iop in zip(items, iops, strict=True) if iop is None)
         raise InputError(f"{bad}: missing ImageOrientationPatient, cannot sort the slices of {source}")
     ref = iops[0]
+    if min(np.linalg.norm(ref[:3]), np.linalg.norm(ref[3:])) < 0.5:  # unit vectors expected, e.g. not all zeros
+        raise InputError(f"{items[0][0]}: ImageOrientationPatient {ref.tolist()} is degenerate (not two unit vectors)")
     for (path, _), iop in zip(items, iops, strict=True):
         if not np.allclose(iop, ref, atol=_ORIENTATION_TOL):
             raise InputError(
@@ -222,16 +251,32 @@ def _describe_gaps(items: list[tuple[Path, Dataset]], positions: np.ndarray, spa
 def _drop_duplicate_instances(
     source: str | os.PathLike, items: list[tuple[Path, Dataset]]
 ) -> list[tuple[Path, Dataset]]:
-    """Keep one file per non-empty SOPInstanceUID (copies of the same image, e.g. in two sub-folders)."""
-    seen: dict[str, Path] = {}
+    """Keep one file per non-empty SOPInstanceUID (copies of the same image, e.g. in two sub-folders).
+
+    Two files with the same SOPInstanceUID but another position or size are two images under one UID, not copies:
+    refused (dropping one would shorten the series)."""
+    seen: dict[str, tuple[Path, Dataset]] = {}
     kept, dropped = [], []
     for path, ds in items:
         uid = str(ds.get("SOPInstanceUID", "") or "")
         if uid and uid in seen:
-            dropped.append((path, seen[uid]))
+            first, first_ds = seen[uid]
+            where = [
+                (_float_values(d, "ImagePositionPatient", 3), d.get("Rows"), d.get("Columns")) for d in (first_ds, ds)
+            ]
+            same_place = where[0][1:] == where[1][1:] and (
+                (where[0][0] is None and where[1][0] is None)
+                or (where[0][0] is not None and where[1][0] is not None and np.allclose(where[0][0], where[1][0]))
+            )
+            if not same_place:
+                raise InputError(
+                    f"{source}: {first.name} and {path.name} have the same SOPInstanceUID {uid} but another position "
+                    "or size; two images cannot share one UID, remove or repair one of them"
+                )
+            dropped.append((path, first))
             continue
         if uid:
-            seen[uid] = path
+            seen[uid] = (path, ds)
         kept.append((path, ds))
     if dropped:
         logger.warning(

@@ -63,6 +63,11 @@ class FolderScan:
         return "; ".join(parts)
 
 
+def _is_image_class(uid: str) -> bool:
+    """Whether a SOP Class UID is an image storage class (CT Image Storage, ...), whose files must hold an image."""
+    return str(getattr(uid, "name", "")).endswith("Image Storage")
+
+
 def _is_regular(path: Path) -> bool:
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
@@ -111,6 +116,8 @@ def _find_lost_slices(scan: FolderScan) -> None:
     """Non-DICOM files that look like slices of the series found: empty, a DICOM suffix, or named like them."""
     shapes = {(p.parent, _name_shape(p.name)) for items in scan.series.values() for p, _ in items}
     for p in scan.non_dicom:
+        if p.name.startswith("._"):  # macOS AppleDouble companion of a file copied from a Mac: never a slice
+            continue
         try:
             size = p.stat().st_size
         except OSError:
@@ -149,9 +156,14 @@ def scan_folder(path: str | os.PathLike, recursive: bool = False) -> FolderScan:
         except Exception as exc:  # a DICOM preamble followed by a corrupt or truncated header
             scan.broken.append((file, _one_line(exc)))
             continue
-        meta_class = str(getattr(ds, "file_meta", Dataset()).get("MediaStorageSOPClassUID", ""))
+        meta_class = getattr(ds, "file_meta", Dataset()).get("MediaStorageSOPClassUID", "")
         if meta_class == _DICOMDIR_CLASS or "Rows" not in ds or "Columns" not in ds:
-            scan.non_image.append(file)
+            if meta_class != _DICOMDIR_CLASS and (len(ds) == 0 or _is_image_class(meta_class)):
+                # a cut-off copy: pydicom stops quietly where the file ends, before the image attributes
+                what = meta_class.name if meta_class else "DICOM"
+                scan.broken.append((file, f"header truncated: a {what} file without Rows/Columns"))
+            else:
+                scan.non_image.append(file)
             continue
         uid = str(ds.get("SeriesInstanceUID", "") or "")
         scan.series.setdefault(uid, []).append((file, ds))

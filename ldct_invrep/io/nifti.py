@@ -65,7 +65,13 @@ def read_nifti(path: str | os.PathLike, nonfinite_fill: float | None = None) -> 
         img = nib.load(str(path))
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise TypeError(f"{type(img).__name__} is not NIfTI")
+        stored = img.get_data_dtype()
+        if stored.kind not in "biuf":  # RGB(A) records, complex: nothing to read as HU
+            what = "colour (RGB) voxels" if stored.names else f"{stored} voxels"
+            raise InputError(f"{path}: {what}, not grey values; a CT volume is needed")
         data = np.asarray(img.get_fdata(dtype=np.float32))
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"{path}: not a readable NIfTI file ({' '.join(str(exc).split())[:200]})") from exc
     while data.ndim > 3 and data.shape[-1] == 1:
