@@ -12,7 +12,7 @@ import errno
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-__all__ = ["PLACE_ERRNOS", "WRITE_ERRNOS", "InputError", "Remedy", "first_line"]
+__all__ = ["PLACE_ERRNOS", "WRITE_ERRNOS", "InputError", "Remedy", "first_line", "os_error_cause"]
 
 #: ``OSError`` numbers of the place being written (disk full, quota, read-only, file too large): not bugs.
 WRITE_ERRNOS = frozenset(
@@ -66,6 +66,19 @@ class InputError(ValueError):
         """The one line the command line prints: remedies in terms of ``options``, the running command's
         option names (None: every option is available)."""
         return " ".join(self._line("".join(r.for_cli(options) for r in self.remedies)).split())
+
+
+def os_error_cause(exc: BaseException) -> OSError | None:
+    """The first ``OSError`` with an errno in ``exc`` and its causes: libraries re-raise a write's ``OSError``
+    without its errno (pydicom: ``OSError("With tag (7FE0,0010) got exception: ...")`` from the real one)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno is not None:
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

@@ -405,6 +405,8 @@ BAD_CHECKPOINTS = [
     ("hu_range", {"hu_range": [-1024, float("nan")]}, None),
     ("self_ensemble", {"self_ensemble": 3}, None),
     ("self_ensemble", {"self_ensemble": "eight"}, None),
+    ("reference_noise_hu", {"reference_noise_hu": float("nan")}, None),
+    ("reference_noise_hu", {"reference_noise_hu": -5}, None),
     ("NaN or infinite", {}, _nan_weight),
 ]
 
@@ -468,6 +470,42 @@ def test_8_full_or_read_only_disk_is_one_line(code: int, series_and_weights, mon
         assert error_lines(result) == [f"error: {out}: cannot write the output: {os.strerror(code)}"]
         assert "Traceback" not in result.stderr
     assert list(parent.iterdir()) == []
+
+
+def test_8_disk_full_inside_pydicom_is_one_line(series_and_weights, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydicom re-raises a write's OSError as ``OSError("With tag (7FE0,0010) got exception: ... Traceback ...")``
+    without its errno; that was exit 1 with traceback text in the line."""
+    import pydicom.filewriter
+
+    src, weights, parent = series_and_weights
+    original = pydicom.filewriter.write_data_element
+
+    def full(fp, elem, *args, **kwargs):
+        if elem.tag == 0x7FE00010:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return original(fp, elem, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom.filewriter, "write_data_element", full)
+    for command in (["denoise", src, parent / "den", "--weights", weights], ["simulate-dose", src, parent / "sim"]):
+        result = invoke(*command, code=2)
+        assert error_lines(result) == [f"error: {command[2]}: cannot write the output: {os.strerror(errno.ENOSPC)}"]
+        assert "Traceback" not in result.stderr
+    assert list(parent.iterdir()) == []
+
+
+def test_8_torchscript_of_another_network_refused(series_and_weights, tmp_path: Path) -> None:
+    src, weights, parent = series_and_weights
+    foreign = tmp_path / "foreign.ts"
+    torch.jit.script(torch.nn.Conv2d(1, 1, 3, padding=1)).save(str(foreign))  # runs on a slice: was used as weights
+    for command in (["denoise", src, parent / "den", "--weights", foreign], ["info", foreign]):
+        single_line_error(invoke(*command, code=2), str(foreign), "TorchScript of a Conv2d, not of an ldct-invrep Restorer")
+    assert list(parent.iterdir()) == []
+    from ldct_invrep.io.checkpoint import load_restorer
+
+    restorer, _ = load_restorer(weights)
+    ours = tmp_path / "model.ts"
+    torch.jit.script(restorer).save(str(ours))
+    invoke("denoise", src, parent / "den", "--weights", ours)  # an export of ours still runs
 
 
 # --------------------------------------------------------------------------------------------- 9. NIfTI geometry

@@ -36,7 +36,7 @@ from pathlib import Path
 from ldct_invrep import __version__
 from ldct_invrep.errors import PLACE_ERRNOS as _PLACE_ERRNOS
 from ldct_invrep.errors import WRITE_ERRNOS as _WRITE_ERRNOS
-from ldct_invrep.errors import InputError, Remedy
+from ldct_invrep.errors import InputError, Remedy, os_error_cause
 
 __all__ = [
     "JSON_STAMP_KEY",
@@ -248,9 +248,10 @@ def _place_errors(target: Path, errnos: frozenset[int]) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno not in errnos:
+        cause = os_error_cause(exc)
+        if cause is None or cause.errno not in errnos:
             raise
-        raise InputError(f"{target}: cannot write the output: {exc.strerror or os.strerror(exc.errno)}") from exc
+        raise InputError(f"{target}: cannot write the output: {cause.strerror or os.strerror(cause.errno)}") from exc
 
 
 @contextmanager

@@ -136,6 +136,14 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
         except Exception as err:
             raise InputError(f"{path}: not a loadable TorchScript file ({type(err).__name__})") from err
+        from ldct_invrep.networks import Restorer
+
+        name = str(getattr(module, "original_name", "") or "")
+        if name != Restorer.__name__:  # scripted or traced, an export keeps the class name
+            raise InputError(
+                f"{path}: TorchScript of a {name or 'unknown module'}, not of an ldct-invrep {Restorer.__name__}; "
+                "export one with monai.bundle ckpt_export (a bundle's models/model.ts)"
+            )
         return _torchscript_header(extra), module.eval()
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
@@ -158,8 +166,9 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
 def check_header(path: str | os.PathLike[str], header: Any) -> dict[str, Any]:
     """``header`` if its run settings are usable, else :class:`InputError` naming ``path`` and the key.
 
-    ``hu_range``: two finite HU values, low < high; ``self_ensemble``: one of
-    :data:`ldct_invrep.inferers.SELF_ENSEMBLE_SIZES`; ``config``: a mapping; ``format_version``: an integer.
+    ``hu_range``: two finite HU values, low < high; ``reference_noise_hu``: a finite number >= 0;
+    ``self_ensemble``: one of :data:`ldct_invrep.inferers.SELF_ENSEMBLE_SIZES`; ``config``: a mapping;
+    ``format_version``: an integer.
     """
     from ldct_invrep.inferers import SELF_ENSEMBLE_SIZES
 
@@ -178,6 +187,10 @@ def check_header(path: str | os.PathLike[str], header: Any) -> dict[str, Any]:
         ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
         if not ok or value[0] >= value[1]:
             raise InputError(f"{path}: checkpoint header hu_range {value!r} is not [low, high] HU with low < high")
+    if "reference_noise_hu" in header:
+        value = header["reference_noise_hu"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise InputError(f"{path}: checkpoint header reference_noise_hu {value!r} is not a finite number >= 0 HU")
     if "self_ensemble" in header:
         value = header["self_ensemble"]
         if isinstance(value, bool) or value not in SELF_ENSEMBLE_SIZES:

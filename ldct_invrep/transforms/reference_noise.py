@@ -20,6 +20,7 @@ Not in MONAI: the weight depends on a CT-specific noise measurement of each inpu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 
 import numpy as np
@@ -33,9 +34,9 @@ from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE
 
 
 def check_reference_noise(reference_noise_hu: float) -> float:
-    """``reference_noise_hu`` as a float, or ``ValueError`` when it is negative."""
-    if reference_noise_hu < 0:
-        raise ValueError(f"reference_noise_hu must be >= 0, got {reference_noise_hu}")
+    """``reference_noise_hu`` as a float, or ``ValueError`` when it is negative or not finite (NaN)."""
+    if not (math.isfinite(reference_noise_hu) and reference_noise_hu >= 0):
+        raise ValueError(f"reference_noise_hu must be a finite number >= 0, got {reference_noise_hu}")
     return float(reference_noise_hu)
 
 
