@@ -94,6 +94,8 @@ class SliceDenoiser:
         self.restorer = restorer.to(self.device, memory_format=self.memory_format).eval()
         self.hu_range = (float(hu_range[0]), float(hu_range[1]))
         self.batch_size = int(batch_size) if batch_size is not None else default_batch_size(self.device)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.bf16 = bf16
         self.self_ensemble = int(self_ensemble)
         self.inferer = SelfEnsembleInferer(self.self_ensemble, SimpleInferer())
@@ -126,6 +128,11 @@ class SliceDenoiser:
         hu = np.asarray(hu, dtype=np.float32)
         if hu.ndim != 3:
             raise ValueError(f"expected (n, H, W) HU slices, got shape {hu.shape}")
+        if 0 in hu.shape[1:]:
+            raise ValueError(f"expected (n, H, W) HU slices with H, W >= 1, got shape {hu.shape}")
+        bad = hu.size - int(np.count_nonzero(np.isfinite(hu)))
+        if bad:  # the convolutions would spread them over their neighbours
+            raise ValueError(f"{bad} NaN or infinite HU values in the input; replace them (e.g. by -1024 HU) first")
         x = torch.from_numpy(hu_to_net(hu, self.hu_range))[:, None].to(self.device, memory_format=self.memory_format)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         with autocast:
@@ -157,6 +164,8 @@ class SliceDenoiser:
                 f"shape {hu.shape} reads as {hu.shape[0]} slices of {hu.shape[1]} x {hu.shape[2]} pixels; "
                 "a MONAI (x, y, z) array? pass the MetaTensor itself, or (n, H, W) slices"
             )
+        if len(hu) == 0:
+            return hu.copy()
         return np.concatenate([self.denoise_batch(hu[i : i + self.batch_size]) for i in range(0, len(hu), self.batch_size)])
 
     def _denoise_metatensor(self, image: MetaTensor) -> MetaTensor:

@@ -194,6 +194,24 @@ def test_slice_denoiser_reads_monai_arrays_by_their_metadata(ensemble_weights: P
         denoiser.denoise(image[..., 1:3].numpy())
 
 
+def test_slice_denoiser_refuses_what_it_cannot_denoise(tiny_weights: Path) -> None:
+    """Non-finite HU were spread over their neighbours by the convolutions and returned without a word; a
+    batch size below 1 or a NaN reference noise were accepted; an empty stack failed inside numpy."""
+    from ldct_invrep.inference import SliceDenoiser
+
+    denoiser, _ = SliceDenoiser.from_checkpoint(tiny_weights)
+    hu = np.full((2, 32, 32), -1000.0, dtype=np.float32)
+    hu[1, 5, 5] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite HU values in the input"):
+        denoiser.denoise(hu)
+    with pytest.raises(ValueError, match="H, W >= 1"):
+        denoiser.denoise(np.zeros((1, 0, 0), dtype=np.float32))
+    assert denoiser.denoise(np.zeros((0, 32, 32), dtype=np.float32)).shape == (0, 32, 32)
+    for bad in ({"batch_size": 0}, {"batch_size": -1}, {"reference_noise_hu": float("nan")}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be"):
+            SliceDenoiser.from_checkpoint(tiny_weights, **bad)
+
+
 # --------------------------------------------------------------------------------------------- item 7
 IMPORT_PROBE = """
 import sys
