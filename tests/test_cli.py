@@ -362,6 +362,20 @@ def test_simulate_dose_without_flat_tissue_fails_in_one_line(tmp_path: Path) -> 
     assert out.is_file()
 
 
+def test_simulate_dose_of_a_noise_free_image_fails_in_one_line(tmp_path: Path) -> None:
+    """Flat soft tissue without any noise (a mask, a phantom drawing): its own noise measures 0 HU. Was exit 1
+    ("noise levels must be positive"); now exit 2 naming the input and the way out."""
+    hu = np.full((128, 128, 2), -1000.0, dtype=np.float32)
+    hu[16:-16, 16:-16] = 40.0
+    src = tmp_path / "drawing.nii.gz"
+    nib.save(nib.Nifti1Image(hu, np.diag([0.8, 0.8, 2.0, 1.0])), src)
+    out = tmp_path / "out.nii.gz"
+    result = invoke("simulate-dose", src, out, code=2)
+    (line,) = error_lines(result)
+    assert line.startswith(f"error: {src}: ") and "no noise at all" in line and "--calibration mayo" in line
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
 # --------------------------------------------------------------------------------------------- evaluate
 @pytest.fixture
 def pair3(series3: Path, tmp_path: Path) -> tuple[Path, Path]:

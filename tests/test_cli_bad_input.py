@@ -203,3 +203,10 @@ def test_two_series_folder_names_the_options_of_the_command(sample_series: Path,
     assert line.endswith("give the folder of one series"), line
     with pytest.raises(Exception, match=r"choose one with series_uid \(or read them all with read_all_series\)"):
         open_volumes(study)
+
+
+def test_evaluate_slices_smaller_than_the_ssim_window_names_the_file(sample_series: Path, tmp_path: Path) -> None:
+    small = tmp_path / "small.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((8, 8, 2), -1000.0, dtype=np.float32), np.eye(4)), small)
+    (line,) = error_lines(invoke("evaluate", small, small, code=2))  # was "error: pred_hu: ..."
+    assert line == f"error: {small}: slices of 8x8 are smaller than the 11x11 SSIM window"

@@ -115,8 +115,11 @@ def evaluate_volumes(
     """Per-slice metrics of each prediction against ``ref`` in each window, reading ``batch_size`` slices at a time."""
     import numpy as np
 
-    from ldct_invrep.metrics import MetricReport, compute_metrics
+    from ldct_invrep.metrics import SSIM_WIN_SIZE, MetricReport, compute_metrics
 
+    if min(ref.shape[1:]) < SSIM_WIN_SIZE:
+        rows, cols = ref.shape[1:]
+        raise InputError(f"{ref.path}: slices of {rows}x{cols} are smaller than the {SSIM_WIN_SIZE}x{SSIM_WIN_SIZE} SSIM window")
     for pred in preds:
         if pred.shape != ref.shape:
             raise InputError(

@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 USE_MAYO = Remedy(' (calibration "self"); use calibration "mayo"', " (--calibration self); use --calibration mayo", "--calibration")
 
 
+#: Own noise below this (HU) in flat soft tissue is none at all (a drawing, a mask, a denoised image): real scans
+#: keep at least the rounding of their integer stored values, about 0.3 HU; slices below it are not measured.
+NOISE_FREE_HU = 0.1
+
+
 def dose_label(fraction: float) -> str:
     """``0.25`` -> ``"25%"``."""
     return f"{fraction * 100:g}%"
@@ -65,11 +70,17 @@ def _own_noise_levels(vol: Volume, batch_size: int, where: str) -> tuple[list[fl
         for start, hu in vol.batches(batch_size)
         for k, s in enumerate(hu)
     ]
+    noise_free = sum(v is not None and not v >= NOISE_FREE_HU for v in measured)  # synthetic: no dose to scale
+    measured = [v if v is None or v >= NOISE_FREE_HU else None for v in measured]
     levels = series_noise_fallbacks(measured)
     if levels is None:
-        raise InputError(
-            where, "no slice has enough flat soft tissue to measure the scan's own noise", remedies=[USE_MAYO]
+        problem = (
+            f"the flat soft tissue has no noise at all (below {NOISE_FREE_HU:g} HU: a synthetic or processed image, "
+            "not a scan), so the scan's own noise cannot be measured"
+            if noise_free
+            else "no slice has enough flat soft tissue to measure the scan's own noise"
         )
+        raise InputError(where, problem, remedies=[USE_MAYO])
     return levels, [v for v in measured if v is not None]
 
 
