@@ -381,3 +381,16 @@ def test_colour_nifti_refused_in_plain_words(tmp_path):
     path = tmp_path / "rgb.nii.gz"
     nib.save(nib.Nifti1Image(rgb, np.eye(4)), str(path))
     expect_input_error(path, lambda: read_nifti(path), "colour (RGB) voxels, not grey values")
+
+
+def test_dicom_values_that_are_not_hu_warn_like_nifti(tmp_path, sample_series, caplog):
+    folder = copy_series(sample_series, tmp_path / "no_intercept", limit=3)
+    for path in folder.iterdir():
+        edit(path, RescaleIntercept=0)  # an exporter that dropped the -1024: air reads as 0 "HU"
+    with caplog.at_level(logging.WARNING):
+        assert read_series(folder).hu.min() >= 0
+    assert "do not look like HU" in caplog.text and "no_intercept" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        read_series(copy_series(sample_series, tmp_path / "as_acquired", limit=3))
+    assert "do not look like HU" not in caplog.text

@@ -171,6 +171,7 @@ def _resolve_rescale(
     found = [_rescale(ds) for _, ds in items]
     missing = [i for i, r in enumerate(found) if r is None]
     if not missing:
+        _warn_unless_hu_like(source, items, found, rows, cols)  # type: ignore[arg-type]
         return found  # type: ignore[return-value]
     first_path, first_ds = items[missing[0]]
     if not force:
@@ -204,6 +205,29 @@ def _resolve_rescale(
             r = (1.0 if slope is None else float(slope[0]), 0.0 if intercept is None else float(intercept[0]))
         out.append(r)
     return out
+
+
+def _warn_unless_hu_like(
+    source: str | os.PathLike, items: list[tuple[Path, Dataset]], rescale: list[tuple[float, float]], rows: int, cols: int
+) -> None:
+    """Warn when the first, middle and last slices have nothing below ``HU_LIKE_MIN`` after their rescale: a CT
+    slice holds air (-1000 HU) or padding, so such values are not HU (e.g. an exporter that dropped the
+    intercept: stored 0..4095 read as HU). The same test as NIfTI's (``io.nifti.read_nifti``)."""
+    probes = sorted({0, len(items) // 2, len(items) - 1})
+    low, high = np.inf, -np.inf
+    for i in probes:
+        slope, intercept = rescale[i]
+        try:
+            hu = decode_stored(items[i][0], rows, cols) * slope + intercept
+        except InputError:  # damaged pixel data: reading the slice says so, this check only warns
+            continue
+        low, high = min(low, float(hu.min())), max(high, float(hu.max()))
+    if np.isfinite(low) and low >= HU_LIKE_MIN:
+        logger.warning(
+            "%s: values %g..%g after RescaleSlope/RescaleIntercept have nothing below %g, so they do not look like HU "
+            "(air is -1000); results assume HU",
+            source, low, high, HU_LIKE_MIN,
+        )  # fmt: skip
 
 
 def _padding_range(path: Path, ds: Dataset) -> tuple[int, int] | None:
