@@ -20,7 +20,8 @@ each chunk the Restorer is scored, single pass, with the generator and metrics o
 
 * ``val``: the bundle's validation images (AWGN: Kodak24, Poisson: CBSD68; first 6, sigma 25 for AWGN);
 * ``test``: the first ``--curve-images`` images of the variant's test set (AWGN: CBSD68 at sigma 25, Poisson:
-  Kodak24): a curve only, nothing is selected by it (every table uses the last iteration of the budget),
+  Kodak24): a curve only, nothing is selected by it (every table uses the mean of the checkpoints of the second
+  half of its budget, ``state/<variant>/mean_<budget>.pt``, updated after each chunk and committed with the state),
 
 one row per split in ``--state/curve.csv`` with the wall minutes and the CPU hours so far. The bundles' output
 goes to ``--state/train.log``. At the end of a variant's budget its Restorer goes to
@@ -48,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # score with this checkout's package (a campaign runs from its own worktree)
 
-from ldct_invrep.engine.checkpoint import latest_training_state  # noqa: E402
+from ldct_invrep.engine.checkpoint import checkpoint_iterations, latest_training_state, update_checkpoint_mean  # noqa: E402
 from ldct_invrep.io.atomic import atomic_replace  # noqa: E402
 
 CURVE_FIELDS = ["variant", "iteration", "minutes", "cpu_hours", "split", "images", "input_psnr", "psnr", "input_ssim", "ssim"]
@@ -140,20 +141,36 @@ def used_so_far(curve: Path, variant: str) -> tuple[float, float]:
     return (sum(float(r["minutes"]) for r in rows if r["split"] == "val"), max([float(r["cpu_hours"]) for r in rows] or [0.0]))
 
 
-def export(args: argparse.Namespace, variant: str, ckpt: Path, target: Path, cpu_hours: float) -> None:
-    """Write the Restorer of ``ckpt`` to ``target`` (``engine.save_restorer``) with what it cost in the header."""
+def export(args: argparse.Namespace, variant: str, mean_file: Path, target: Path, cpu_hours: float) -> None:
+    """Write the Restorer of the checkpoint mean ``mean_file`` (:func:`second_half_means`) to ``target``
+    (``engine.save_restorer``) with what it cost and which checkpoints it averages in the header."""
     from ldct_invrep.engine import save_restorer
 
     bundle, ablation, table = VARIANTS[variant]
-    iterations = int(torch.load(ckpt, map_location="cpu", weights_only=False)["trainer"]["iteration"])
+    mean = torch.load(mean_file, map_location="cpu", weights_only=True)
     header = {"bundle": bundle, "preset": args.preset, "ablation": ablation, "channels": args.channels,
               "noise": "poisson" if bundle == "natural_poisson" else "awgn", "semantic_weight": 0.0,
-              "iterations": iterations, "batch_size": 16, "patch_size": 64,
+              "iterations": int(mean["last"]), "averaged_checkpoints": list(mean["iterations"]),
+              "selection": f"mean of the checkpoints after iteration {mean['first']} (the second half of the budget)",
+              "batch_size": 16, "patch_size": 64,
               "training_data": "CBSD432 (colour), unpaired halves" if args.channels == 3 else "Train400 (grey), unpaired halves",
               "cpu_hours": round(cpu_hours, 2), "campaign": f"campaign/natural_colour.py, variant {variant} ({table})"}
     if bundle == "natural_awgn":
         header["sigma_range"] = [5, 50]
-    save_restorer(target, lirnet_of(args, variant, ckpt), header)
+    save_restorer(target, lirnet_of(args, variant, mean_file), header)
+
+
+def second_half_means(args: argparse.Namespace, variant: str, work: Path, state: Path, ckpt: Path) -> dict[int, Path]:
+    """``{budget: mean file}``: fold the variant's new checkpoints into the running mean of the second half of each
+    budget it has (``state/mean_<budget>.pt``, committed with the state, so a fresh machine goes on averaging):
+    the tables' Restorers are these means (the CT model's rule; docs/natural_campaign.md measures the gain)."""
+    budgets = sorted({args.ablation_budget, args.until}) if variant == "full" else [budget_of(args, variant)]
+    found = checkpoint_iterations(work / "models")
+    means = {}
+    for budget in budgets:
+        means[budget] = state / f"mean_{budget}.pt"
+        update_checkpoint_mean(means[budget], lirnet_of(args, variant, ckpt), found, budget // 2, budget)
+    return means
 
 
 def exported_iterations(path: Path) -> int | None:
@@ -195,11 +212,12 @@ def run_variant(args: argparse.Namespace, variant: str, log) -> None:
         text = "; ".join(f"{r['split']} {r['input_psnr']:.2f}->{r['psnr']:.2f} dB" for r in rows)
         log.write(f"[campaign] {variant} iteration {it_new} ({minutes:.1f} min, {cpu_hours:.2f} CPU h): {text}\n")
         log.flush()
+        means = second_half_means(args, variant, work, state, ckpt)
         if variant == "full" and it_new == args.ablation_budget:
-            export(args, variant, state / "checkpoint.pt", table4_d, cpu_hours)
+            export(args, variant, means[args.ablation_budget], table4_d, cpu_hours)
     final, (it, ckpt) = state / "lir_restorer.pt", latest_training_state(work / "models", state / "checkpoint.pt")
-    if ckpt is not None and exported_iterations(final) != it:
-        export(args, variant, ckpt, final, used_so_far(curve, variant)[1])
+    if ckpt is not None and it >= budget and exported_iterations(final) != budget:
+        export(args, variant, second_half_means(args, variant, work, state, ckpt)[budget], final, used_so_far(curve, variant)[1])
         log.write(f"[campaign] {variant}: done, {final}\n")
         log.flush()
 

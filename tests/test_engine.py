@@ -349,3 +349,31 @@ def test_latest_training_state_prefers_the_furthest_of_run_folder_and_committed_
     committed.parent.mkdir()
     torch.save({"trainer": {"iteration": 750}}, committed)
     assert latest_training_state(models, committed) == (750, committed)
+
+
+def test_checkpoint_mean_built_chunk_by_chunk_equals_the_mean_of_all(tmp_path: Path) -> None:
+    from ldct_invrep.engine.checkpoint import checkpoint_iterations, update_checkpoint_mean
+
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.manual_seed(0)
+    for it in (250, 500, 750, 1000, 1250):
+        torch.save({"network": LIRNet(TINY).state_dict()}, models / f"checkpoint_iteration={it}.pt")
+    files = checkpoint_iterations(models)
+    mean_file = tmp_path / "state" / "mean_1000.pt"
+    # first chunk: up to 750; then the run "moves to a fresh machine": the folded files are gone
+    assert update_checkpoint_mean(mean_file, LIRNet(TINY), {i: f for i, f in files.items() if i <= 750}, 500, 1000) == [750]
+    files[750].unlink()
+    net = LIRNet(TINY)
+    assert update_checkpoint_mean(mean_file, net, checkpoint_iterations(models), 500, 1000) == [750, 1000]
+    torch.manual_seed(0)  # the files' weights again, to average 750 and 1000 directly
+    weights = [LIRNet(TINY).state_dict() for _ in range(5)]
+    direct = {k: (weights[2][k].float() + weights[3][k].float()) / 2 for k in weights[2] if weights[2][k].is_floating_point()}
+    for k, v in direct.items():
+        torch.testing.assert_close(net.state_dict()[k], v)
+    # nothing new: the mean is unchanged; another range is refused
+    again = LIRNet(TINY)
+    assert update_checkpoint_mean(mean_file, again, checkpoint_iterations(models), 500, 1000) == [750, 1000]
+    torch.testing.assert_close(again.state_dict(), net.state_dict())
+    with pytest.raises(InputError, match="not \\(0, 1000\\]"):
+        update_checkpoint_mean(mean_file, LIRNet(TINY), files, 0, 1000)

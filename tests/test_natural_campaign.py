@@ -63,8 +63,11 @@ def test_campaign_chunks_exports_and_resumes(tmp_path: Path, monkeypatch: pytest
     assert chunks == [("full", 4, None), ("full", 6, "checkpoint_iteration=4.pt"), ("full", 10, "checkpoint_iteration=6.pt"),
                       ("b", 4, None), ("b", 6, "checkpoint_iteration=4.pt"), ("poisson", 2, None)]
     assert read_header(state / "full" / "lir_restorer_6.pt")["iterations"] == 6
+    # each table's Restorer is the mean of the checkpoints of the second half of its budget
+    assert read_header(state / "full" / "lir_restorer_6.pt")["averaged_checkpoints"] == [4, 6]
     final = read_header(state / "full" / "lir_restorer.pt")
     assert final["iterations"] == 10 and final["cpu_hours"] == pytest.approx(0.03) and final["config"]["in_channels"] == 3
+    assert final["averaged_checkpoints"] == [6, 10] and (state / "full" / "mean_10.pt").is_file()
     b = read_header(state / "b" / "lir_restorer.pt")
     assert b["iterations"] == 6 and b["ablation"] == "no_representation_discriminator"
     assert b["config"]["use_representation_discriminator"] is False
@@ -82,6 +85,8 @@ def test_campaign_chunks_exports_and_resumes(tmp_path: Path, monkeypatch: pytest
     campaign.main([a if a != "10" else "14" for a in argv])
     assert chunks == [("full", 14, "checkpoint.pt")]
     assert read_header(state / "full" / "lir_restorer.pt")["iterations"] == 14
+    # a budget raised after its checkpoints were lost averages what it still sees: set budgets before a run
+    assert read_header(state / "full" / "lir_restorer.pt")["averaged_checkpoints"] == [14]
 
     with pytest.raises(SystemExit, match="not a multiple"):
         campaign.main(argv + ["--chunk", "3"])

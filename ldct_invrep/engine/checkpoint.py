@@ -25,6 +25,7 @@ __all__ = [
     "load_restorer",
     "read_header",
     "save_restorer",
+    "update_checkpoint_mean",
 ]
 
 
@@ -76,3 +77,48 @@ def average_checkpoints(network: nn.Module, files: list[Path], key: str = "netwo
         averaged.update_parameters(target)
     target.load_state_dict(averaged.module.state_dict())
     return network
+
+
+def update_checkpoint_mean(
+    mean_file: str | os.PathLike[str],
+    network: nn.Module,
+    files: dict[int, Path],
+    first: int,
+    last: int,
+    key: str = "network",
+) -> list[int]:
+    """Fold the checkpoints of ``files`` (``{iteration: file}``, e.g. :func:`checkpoint_iterations`) whose
+    iteration is in ``(first, last]`` into the running mean kept in ``mean_file``: the mean of
+    :func:`average_checkpoints`, built one chunk at a time, so a run that resumes on another machine (its
+    earlier checkpoints gone, ``mean_file`` committed) still averages every checkpoint of the range once.
+    Iterations already in the mean are skipped. Returns the iterations in the mean; ``network`` (the
+    architecture of the checkpoints) ends up holding the mean. ``mean_file`` holds ``{"network": state dict,
+    "iterations": [...], "first": first, "last": last}``, written atomically."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from ldct_invrep.io.atomic import atomic_replace
+
+    mean_file = Path(mean_file)
+    target = unwrap(network)
+    done: list[int] = []
+    if mean_file.is_file():
+        saved = torch.load(mean_file, map_location="cpu", weights_only=True)
+        if (saved["first"], saved["last"]) != (first, last):
+            raise InputError(f"{mean_file}: a mean over ({saved['first']}, {saved['last']}], not ({first}, {last}]")
+        target.load_state_dict(saved["network"])
+        done = list(saved["iterations"])
+    averaged = AveragedModel(target, use_buffers=True)
+    averaged.n_averaged.fill_(len(done))
+    new = [(i, f) for i, f in sorted(files.items()) if first < i <= last and i not in done]
+    for i, f in new:
+        state = torch.load(f, map_location="cpu", weights_only=True)
+        if key not in state:
+            raise InputError(f"{f}: no {key!r} entry in the checkpoint")
+        target.load_state_dict(state[key])
+        averaged.update_parameters(target)
+        done.append(i)
+    target.load_state_dict(averaged.module.state_dict())
+    if new:
+        with atomic_replace(mean_file) as tmp:
+            torch.save({"network": target.state_dict(), "iterations": sorted(done), "first": first, "last": last}, tmp)
+    return sorted(done)
