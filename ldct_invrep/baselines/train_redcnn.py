@@ -29,6 +29,7 @@ from torch import nn
 
 from ldct_invrep import __version__
 from ldct_invrep.baselines.redcnn import REDCNN
+from ldct_invrep.data.ct_cache import open_ct_cache
 from ldct_invrep.data.datasets import area_probabilities
 from ldct_invrep.errors import InputError
 from ldct_invrep.io.atomic import atomic_replace
@@ -67,13 +68,7 @@ def load_paired_training_slices(
     contains a held-out test slice.
     """
     cache_path = Path(cache_path)
-    try:
-        manifest = json.loads(cache_path.with_suffix(".json").read_text(encoding="utf-8"))
-        data = np.load(cache_path)
-    except FileNotFoundError as exc:
-        raise InputError(f"{exc.filename}: cache file not found") from exc
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{cache_path}: not a readable cache ({exc})") from exc
+    manifest, data = open_ct_cache(cache_path)
     copies = int(manifest.get("noisy_copies", 1))
     noisy_all: list[np.ndarray] = []
     clean_all: list[np.ndarray] = []

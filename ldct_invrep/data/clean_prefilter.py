@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ldct_invrep.data.ct_cache import save_npz_atomic
+from ldct_invrep.data.ct_cache import open_ct_cache, save_npz_atomic
 from ldct_invrep.data.image_sets import sha256_file
 from ldct_invrep.errors import InputError
 from ldct_invrep.io.atomic import atomic_output_file
@@ -54,13 +54,7 @@ def prefilter_clean_domain(
     factor = DEFAULT_BLIND_FACTOR if factor is None else float(factor)
     if not (np.isfinite(factor) and factor > 0):
         raise InputError(f"factor {factor!r}: expected a positive number")
-    try:
-        manifest = json.loads(cache.with_suffix(".json").read_text(encoding="utf-8"))
-        data = np.load(cache)
-    except FileNotFoundError as exc:
-        raise InputError(f"{exc.filename}: cache file not found") from exc
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{cache}: not a readable cache ({exc})") from exc
+    manifest, data = open_ct_cache(cache)
     say = progress or (lambda msg: None)
     arrays: dict[str, np.ndarray] = {}
     sigmas: list[float] = []

@@ -44,7 +44,7 @@ from ldct_invrep.errors import InputError
 from ldct_invrep.io.atomic import atomic_output_file
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net
 
-__all__ = ["CTCache", "assign_slices", "build_ct_training_cache", "load_ct_training_cache", "resample_slices"]
+__all__ = ["CTCache", "assign_slices", "build_ct_training_cache", "load_ct_training_cache", "open_ct_cache", "resample_slices"]
 
 HU_RANGE = NETWORK_HU_RANGE
 CACHE_FORMAT = 1
@@ -291,19 +291,26 @@ class CTCache:
     units: str
 
 
-def load_ct_training_cache(path: str | Path, units: str = "net") -> CTCache:
-    """Read a cache written by ``build_ct_training_cache``; ``units`` "net" ([-1, 1], default) or "hu"."""
+def open_ct_cache(path: str | Path) -> tuple[dict[str, Any], Any]:
+    """``(manifest, arrays)`` of the cache ``path``: its ``.json`` manifest and its ``.npz`` opened lazily
+    (``np.load``; close it, e.g. ``with arrays:``). A missing or unreadable file is one ``InputError`` line."""
     path = Path(path)
-    if units not in ("net", "hu"):
-        raise ValueError(f"units must be 'net' or 'hu', got {units!r}")
-    manifest_path = path.with_suffix(".json")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         data = np.load(path)
     except FileNotFoundError as exc:
         raise InputError(f"{exc.filename}: cache file not found") from exc
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: not a readable cache ({exc})") from exc
+    return manifest, data
+
+
+def load_ct_training_cache(path: str | Path, units: str = "net") -> CTCache:
+    """Read a cache written by ``build_ct_training_cache``; ``units`` "net" ([-1, 1], default) or "hu"."""
+    path = Path(path)
+    if units not in ("net", "hu"):
+        raise ValueError(f"units must be 'net' or 'hu', got {units!r}")
+    manifest, data = open_ct_cache(path)
     sets: dict[str, list[np.ndarray]] = {k: [] for k in SETS}
     with data:
         for entry in manifest["sources"]:

@@ -69,6 +69,13 @@ def average_checkpoints(network: nn.Module, files: list[Path], key: str = "netwo
         raise InputError("average_checkpoints: no checkpoint files given")
     target = unwrap(network)
     averaged = AveragedModel(target, use_buffers=True)
+    _fold_in(averaged, target, files, key)
+    return network
+
+
+def _fold_in(averaged: nn.Module, target: nn.Module, files: list[Path], key: str) -> None:
+    """Add the ``key`` entry of each checkpoint in ``files`` to ``averaged`` (an ``AveragedModel`` of
+    ``target``, loaded through ``target``), then leave the mean in ``target``."""
     for f in files:
         state = torch.load(f, map_location="cpu", weights_only=True)
         if key not in state:
@@ -76,7 +83,6 @@ def average_checkpoints(network: nn.Module, files: list[Path], key: str = "netwo
         target.load_state_dict(state[key])
         averaged.update_parameters(target)
     target.load_state_dict(averaged.module.state_dict())
-    return network
 
 
 def update_checkpoint_mean(
@@ -109,15 +115,9 @@ def update_checkpoint_mean(
         done = list(saved["iterations"])
     averaged = AveragedModel(target, use_buffers=True)
     averaged.n_averaged.fill_(len(done))
-    new = [(i, f) for i, f in sorted(files.items()) if first < i <= last and i not in done]
-    for i, f in new:
-        state = torch.load(f, map_location="cpu", weights_only=True)
-        if key not in state:
-            raise InputError(f"{f}: no {key!r} entry in the checkpoint")
-        target.load_state_dict(state[key])
-        averaged.update_parameters(target)
-        done.append(i)
-    target.load_state_dict(averaged.module.state_dict())
+    new = {i: f for i, f in sorted(files.items()) if first < i <= last and i not in done}
+    _fold_in(averaged, target, list(new.values()), key)
+    done += list(new)
     if new:
         with atomic_replace(mean_file) as tmp:
             torch.save({"network": target.state_dict(), "iterations": sorted(done), "first": first, "last": last}, tmp)
