@@ -19,6 +19,11 @@ one row per chunk in ``curve.csv`` (abdomen-window PSNR and SSIM, data range 400
 (ExponentialLR, both optimisers) are set to halve every ``N`` iterations from where they stand, logged once.
 The bundle's own ``lr_decay_step`` only applies to a run that starts from scratch, since resuming restores
 the schedules from the state.
+
+``--clean-domain-noise`` sets the bundle's ``clean_domain_noise``: D_Y judges the translation plus noise of the
+clean domain's own level taken from the cache's pairs (``ldct_invrep.data.clean_noise``), so the clean
+generator is not asked to invent normal-dose grain (session-5 probe, docs/shipped_weights.md). Give it on
+every chunk of such a run.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ def run_chunk(args: argparse.Namespace, start: Path | None, until: int, log) -> 
         "--bundle_root", str(args.work), "--dataset_dir", str(args.dataset_dir),
         "--threads", str(args.threads), "--max_iterations", str(until),
     ]  # fmt: skip
+    if args.clean_domain_noise:
+        cmd += ["--clean_domain_noise", "True"]
     if start is not None:
         cmd += ["--resume_from", str(start)]
     shown = " ".join(os.path.relpath(c, REPO) if os.path.isabs(c) else c for c in cmd[1:]).replace(str(REPO) + "/", "")
@@ -132,6 +139,8 @@ def main() -> None:
     p.add_argument("--until", type=int, default=40000, help="stop after this many iterations")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lr-half-life", type=int, default=None, help="anneal: learning rates halve every N iterations from here")
+    p.add_argument("--clean-domain-noise", action="store_true",
+                   help="D_Y judges the translation plus the clean domain's own noise (data.clean_noise; not in the paper)")
     args = p.parse_args()
     args.work, args.state = args.work.resolve(), args.state.resolve()
     args.dataset_dir = args.dataset_dir.resolve()

@@ -482,6 +482,20 @@ def test_ldct_simulated_synthetic_cache(tmp_path: Path) -> None:
     assert len(raw) - 1 == manifest["counts"]["test_noisy"] and 10 < noisy["abdomen_psnr_dr400"] < 60
 
 
+def test_ldct_simulated_clean_domain_noise(tmp_path: Path) -> None:
+    """``clean_domain_noise``: the training items carry noise maps from the cache's pairs; the header says so."""
+    nifti = make_nifti(tmp_path / "ct" / "tiny.nii.gz")
+    root = tmp_path / "bundle"
+    run_bundle("ldct_simulated", "train.json", root, ct_sources=[str(nifti)], unpaired_split=False,
+               clean_domain_noise=True, **TINY_TRAIN)  # fmt: skip
+    assert assert_trained(root, "ldct_simulated")["clean_domain_noise"] is True
+    parser = monai_bundle.ConfigParser()
+    parser.read_config(str(BUNDLES_DIR / "ldct_simulated" / "configs" / "train.json"))
+    parser.update({"bundle_root": str(root), "ct_sources": [str(nifti)], "unpaired_split": False, "clean_domain_noise": True})
+    item = parser.get_parsed_content("train#dataset")[0]
+    assert item["clean_noise"].shape == item["clean"].shape and float(item["clean_noise"].abs().max()) > 0
+
+
 def test_ldct_simulated_export_average_or_best(tmp_path: Path) -> None:
     nifti = make_nifti(tmp_path / "ct" / "tiny.nii.gz")
     tiny = {**TINY_TRAIN, "epoch_length": 1, "train#trainer#max_epochs": 5, "n_checkpoints": 5}

@@ -23,6 +23,7 @@ from ldct_invrep.data import (
     write_datalist,
 )
 from ldct_invrep import io
+from ldct_invrep.data.clean_noise import clean_domain_noise, noise_at_own_dose
 from ldct_invrep.data.clean_prefilter import prefilter_clean_domain
 from ldct_invrep.data.ct_cache import assign_slices, resample_slices
 from ldct_invrep.data.ct_volumes import nifti_axial_slices
@@ -409,3 +410,61 @@ def test_unpaired_patches_transposes() -> None:
 
     assert orientations(False) == {"columns"}
     assert orientations(True) == {"columns", "rows"}
+
+
+# ------------------------------------------------------------------------------------ clean-domain noise
+def own_level_low_dose(hu: np.ndarray, dose_fraction: float, pixel_spacing_mm: float, seed: int) -> np.ndarray:
+    """Dose-relative in the simple Gaussian case: a normal dose with 20 HU of noise, so f adds 20 sqrt(1/f - 1)."""
+    rng = np.random.default_rng(seed)
+    return hu + rng.normal(0, 20.0 * np.sqrt(1 / dose_fraction - 1), hu.shape)
+
+
+def test_clean_domain_noise_has_the_normal_dose_level_inside_the_body(tmp_path: Path) -> None:
+    src = phantom_nifti(tmp_path / "ct.nii.gz", n_slices=8, size=96)
+    cache = tmp_path / "ct.npz"
+    manifest = build_ct_training_cache([src], cache, dose_fraction=[0.05, 0.5], seed=0, hold_out=0.2,
+                                       simulator=own_level_low_dose, noisy_copies=3, unpaired_split=False,
+                                       test_dose_fractions=[0.25])  # fmt: skip
+    fractions = manifest["sources"][0]["train_noisy_dose_fractions"]
+    maps = clean_domain_noise(cache, min_fraction=0.2)
+    assert len(maps) == sum(f >= 0.2 for f in fractions) > 0  # the low-dose copies are left out
+    assert len(clean_domain_noise(cache, min_fraction=0.0)) == len(fractions)
+    hu = np.concatenate([m[m != 0] for m in maps]) * 2048.0  # network units -> HU
+    assert np.std(hu) == pytest.approx(20.0, rel=0.1)  # whatever the dose of the copy it came from
+    for m in maps:  # cropped to the body's bounding box (phantom body: 0.8 x 0.9 of 96 px), zero outside it
+        assert m.shape == (87, 77) and m[0, 0] == 0.0 and m[43, 38] != 0.0
+    with pytest.raises(InputError, match="dose fraction >= 0.9"):
+        clean_domain_noise(cache, min_fraction=0.9)
+    unpaired = tmp_path / "unpaired.npz"
+    build_ct_training_cache([src], unpaired, dose_fraction=0.25, seed=0, hold_out=0.2, simulator=own_level_low_dose)
+    with pytest.raises(InputError, match="needs pairs"):
+        clean_domain_noise(unpaired)
+
+
+def test_noise_at_own_dose_keeps_at_least_a_patch() -> None:
+    clean = np.full((100, 120), -1000.0, np.float32)
+    clean[40:50, 50:60] = 40.0  # a 10 x 10 px body
+    noisy = clean + np.float32(30.0)
+    noise = noise_at_own_dose(noisy, clean, 0.5, min_size=64)
+    assert noise.shape == (64, 64)  # widened about the body to a whole patch
+    assert np.count_nonzero(noise) == 100 and np.allclose(noise[noise != 0] * 2048.0, 30.0, atol=1e-2)
+    assert noise_at_own_dose(noisy, clean, 0.5, min_size=200).shape == (100, 120)  # never beyond the slice
+    with pytest.raises(ValueError, match="dose fraction"):
+        noise_at_own_dose(noisy, clean, 1.0)
+
+
+def test_unpaired_dataset_clean_noise_is_a_third_independent_draw() -> None:
+    noisy, clean = random_images(3), random_images(2, seed=1)
+    noise = [np.full((70, 80), float(k + 1), np.float32) for k in range(4)]
+    plain = UnpairedPatchDataset(noisy, clean, patch_size=32, samples_per_epoch=6, min_tissue_fraction=0.0)
+    with_noise = UnpairedPatchDataset(noisy, clean, patch_size=32, samples_per_epoch=6, min_tissue_fraction=0.0,
+                                      clean_noise_images=noise)  # fmt: skip
+    drawn = set()
+    for i in range(6):
+        a, b = plain[i], with_noise[i]
+        assert "clean_noise" not in a and b["clean_noise"].shape == (1, 32, 32)
+        assert torch.equal(a["noisy"], b["noisy"]) and torch.equal(a["clean"], b["clean"])  # same X and Y draws
+        drawn.add(float(b["clean_noise"][0, 0, 0]))
+    assert len(drawn) > 1  # random maps
+    with pytest.raises(InputError, match="clean_noise_images is empty"):
+        UnpairedPatchDataset(noisy, clean, clean_noise_images=[])

@@ -377,3 +377,29 @@ def test_checkpoint_mean_built_chunk_by_chunk_equals_the_mean_of_all(tmp_path: P
     torch.testing.assert_close(again.state_dict(), net.state_dict())
     with pytest.raises(InputError, match="not \\(0, 1000\\]"):
         update_checkpoint_mean(mean_file, LIRNet(TINY), files, 0, 1000)
+
+
+class _WithCleanNoise(RandomUnpaired):
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {**super().__getitem__(i), "clean_noise": torch.full_like(self.clean[i], 0.25)}
+
+
+def test_trainer_passes_the_clean_domain_noise_to_the_objective(monkeypatch):
+    """A batch with "clean_noise" reaches both players' losses as ``clean_noise`` (and changes the run)."""
+    seen: list[tuple[str, float | None]] = []
+    for side in ("generator_loss", "discriminator_loss"):
+        original = getattr(LIRObjective, side)
+
+        def spy(self, out, disc, clean_noise=None, _original=original, _side=side):
+            seen.append((_side, None if clean_noise is None else float(clean_noise.mean())))
+            return _original(self, out, disc, clean_noise=clean_noise)
+
+        monkeypatch.setattr(LIRObjective, side, spy)
+    plain, plain_out = _make_trainer(seed=0, max_epochs=1)
+    plain.run()
+    assert {v for _, v in seen} == {None}
+    seen.clear()
+    noisy, noisy_out = _make_trainer(seed=0, max_epochs=1, loader=DataLoader(_WithCleanNoise(), batch_size=2))
+    noisy.run()
+    assert sorted(seen) == [("discriminator_loss", 0.25)] * 2 + [("generator_loss", 0.25)] * 2
+    assert noisy_out[0]["d_y"] != pytest.approx(plain_out[0]["d_y"])

@@ -490,3 +490,23 @@ def test_objective_with_lir_networks() -> None:
     d_total.backward()
     assert math.isfinite(d_terms["total"]) and d_terms["d_r"] > 0
     assert all(p.grad is not None for p in disc.parameters())
+
+
+def test_objective_clean_noise_reaches_only_the_clean_discriminator() -> None:
+    """With the clean domain's noise, D_Y judges x2y + noise on both sides of the game; nothing else changes."""
+    objective = LIRObjective(LIRLossWeights(semantic=0.0))
+    out, disc = _fake_forward(), _FakeDiscriminators()
+    noise = 0.1 + torch.randn_like(out.x2y) * 0.05
+    _, plain = objective.generator_loss(out, disc)
+    total, terms = objective.generator_loss(out, disc, clean_noise=noise)
+    lsgan = DomainAdversarialLoss()
+    adv = lsgan.generator(disc.discriminator_x(out.y2x)) + lsgan.generator(disc.discriminator_y(out.x2y + noise))
+    assert terms["adv"] == pytest.approx(adv.item(), rel=1e-5) and terms["adv"] != pytest.approx(plain["adv"], rel=1e-3)
+    assert all(terms[k] == plain[k] for k in ("rec", "cc", "adv_r", "bc", "kl"))
+    total.backward()
+    assert out.x2y.grad is not None  # the noise is added, the translation still gets the gradient
+    _, d_terms = objective.discriminator_loss(out, disc, clean_noise=noise)
+    d_y = lsgan.discriminator(disc.discriminator_y(out.y), disc.discriminator_y(out.x2y + noise))
+    assert d_terms["d_y"] == pytest.approx(d_y.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="clean_noise has shape"):
+        objective.discriminator_loss(out, disc, clean_noise=noise[:1])

@@ -21,6 +21,7 @@ _WHERE = {
     "SeriesScan": "ldct_invrep.data.scanners",
     "UnpairedPatchDataset": "ldct_invrep.data.datasets",
     "build_ct_training_cache": "ldct_invrep.data.ct_cache",
+    "clean_domain_noise": "ldct_invrep.data.clean_noise",
     "domain_paths": "ldct_invrep.data.slices",
     "format_report": "ldct_invrep.data.scanners",
     "load_ct_training_cache": "ldct_invrep.data.ct_cache",

@@ -89,6 +89,11 @@ class UnpairedPatchDataset(Dataset):
     Inputs are sequences of 2D (H, W) or 3D (C, H, W) arrays or tensors already in network range; a 3D
     ndarray (N, H, W) is taken as N single-channel images. Images are indexed lazily, so any sequence whose
     ``__getitem__`` loads from disk works too. ``transform`` (optional) is applied to the output dict.
+
+    ``clean_noise_images`` (optional, CT): noise maps of the clean domain (``data.clean_noise``); each item
+    then also holds ``"clean_noise"``, a patch of a random map drawn with a third independent generator
+    (flips and transposes as above, no air rejection), which the objective adds to the translation D_Y
+    judges (``losses.LIRObjective``). The noisy and clean draws are the same with or without it.
     """
 
     def __init__(
@@ -106,7 +111,10 @@ class UnpairedPatchDataset(Dataset):
         epoch: int = 0,
         transform: Callable[[dict[str, torch.Tensor]], Any] | None = None,
         area_weighted: bool = False,
+        clean_noise_images: Sequence[ImageLike] | None = None,
     ) -> None:
+        if clean_noise_images is not None and len(clean_noise_images) == 0:
+            raise InputError("UnpairedPatchDataset: clean_noise_images is empty (give None for no clean-domain noise)")
         if len(noisy_images) == 0 or len(clean_images) == 0:
             raise InputError(
                 f"UnpairedPatchDataset: need at least one noisy and one clean image "
@@ -129,10 +137,12 @@ class UnpairedPatchDataset(Dataset):
         self.epoch = int(epoch)
         self.transform = transform
         self.area_weighted = bool(area_weighted)
+        self.clean_noise_images = clean_noise_images
         # per-image draw probabilities, keyed like _draw's ``name``; None draws uniformly
+        sets = {"noisy_images": noisy_images, "clean_images": clean_images, "clean_noise_images": clean_noise_images}
         self._image_probabilities = {
-            "noisy_images": area_probabilities(noisy_images) if self.area_weighted else None,
-            "clean_images": area_probabilities(clean_images) if self.area_weighted else None,
+            name: area_probabilities(images) if self.area_weighted and images is not None else None
+            for name, images in sets.items()
         }
 
     def set_epoch(self, epoch: int) -> None:
@@ -142,27 +152,31 @@ class UnpairedPatchDataset(Dataset):
     def __len__(self) -> int:
         return self.samples_per_epoch
 
-    def generators(self, index: int) -> tuple[np.random.Generator, np.random.Generator]:
-        """The two independent generators (noisy, clean) of item ``index`` in the current epoch."""
+    def generators(self, index: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+        """The three independent generators (noisy, clean, clean noise) of item ``index`` in the current epoch
+        (the first two are the same as when the dataset had only two)."""
         seq = np.random.SeedSequence([self.seed, self.epoch, int(index)])
-        noisy_seq, clean_seq = seq.spawn(2)
-        return np.random.default_rng(noisy_seq), np.random.default_rng(clean_seq)
+        noisy_seq, clean_seq, noise_seq = seq.spawn(3)
+        return np.random.default_rng(noisy_seq), np.random.default_rng(clean_seq), np.random.default_rng(noise_seq)
 
     def __getitem__(self, index: int) -> Any:
         if not 0 <= index < self.samples_per_epoch:
             raise IndexError(index)
-        rng_noisy, rng_clean = self.generators(index)
+        rng_noisy, rng_clean, rng_noise = self.generators(index)
         item = {
             "noisy": torch.from_numpy(self._draw(self.noisy_images, rng_noisy, "noisy_images")),
             "clean": torch.from_numpy(self._draw(self.clean_images, rng_clean, "clean_images")),
         }
+        if self.clean_noise_images is not None:
+            noise = self._draw(self.clean_noise_images, rng_noise, "clean_noise_images", reject_air=False)
+            item["clean_noise"] = torch.from_numpy(noise)
         return self.transform(item) if self.transform is not None else item
 
     def tissue_fraction(self, patch: np.ndarray) -> float:
         """Fraction of pixels above ``tissue_threshold`` (channel mean), the air-rejection statistic."""
         return float(np.mean(patch.mean(axis=0) > self.tissue_threshold))
 
-    def _draw(self, images: Sequence[ImageLike], rng: np.random.Generator, name: str) -> np.ndarray:
+    def _draw(self, images: Sequence[ImageLike], rng: np.random.Generator, name: str, reject_air: bool = True) -> np.ndarray:
         p = self.patch_size
         best: np.ndarray | None = None
         best_fraction = -1.0
@@ -183,7 +197,7 @@ class UnpairedPatchDataset(Dataset):
                     patch = patch[:, ::-1, :]
             if self.transposes and rng.random() < 0.5:
                 patch = patch.transpose(0, 2, 1)
-            if self.min_tissue_fraction <= 0.0:
+            if self.min_tissue_fraction <= 0.0 or not reject_air:
                 return np.array(patch, dtype=np.float32, copy=True)
             fraction = self.tissue_fraction(patch)
             if fraction >= self.min_tissue_fraction:

@@ -36,13 +36,16 @@ AutocastFactory = Callable[[], contextlib.AbstractContextManager]
 
 def prepare_unpaired_batch(
     batchdata: dict[str, Tensor], device: str | torch.device | None = None, non_blocking: bool = False, **kwargs: Any
-) -> tuple[Tensor, Tensor]:
-    """``{"noisy": B x C x H x W, "clean": B x C x H x W}`` (independent draws) -> (x, y) on ``device``."""
+) -> tuple[Tensor, ...]:
+    """``{"noisy": B x C x H x W, "clean": B x C x H x W}`` (independent draws) -> (x, y) on ``device``; with a
+    ``"clean_noise"`` entry (``data.UnpairedPatchDataset(clean_noise_images=...)``) -> (x, y, clean_noise)."""
     if not isinstance(batchdata, dict) or "noisy" not in batchdata or "clean" not in batchdata:
         keys = sorted(batchdata) if isinstance(batchdata, dict) else type(batchdata).__name__
         raise ValueError(f"LIRTrainer expects batches {{'noisy': ..., 'clean': ...}}, got {keys}")
     x = batchdata["noisy"].to(device=device, non_blocking=non_blocking, **kwargs)
     y = batchdata["clean"].to(device=device, non_blocking=non_blocking, **kwargs)
+    if "clean_noise" in batchdata:
+        return x, y, batchdata["clean_noise"].to(device=device, non_blocking=non_blocking, **kwargs)
     return x, y
 
 
@@ -65,15 +68,17 @@ def discriminator_step(
     objective: nn.Module,
     d_optimizer: torch.optim.Optimizer,
     autocast: AutocastFactory = contextlib.nullcontext,
+    clean_noise: Tensor | None = None,
 ) -> dict[str, float]:
     """Update D_X, D_Y, D_R on one forward pass (eq. 9, 12, 13, maximised side).
 
     The objective detaches the generated images and codes, so no generator-side weight or gradient is
-    touched. Returns the discriminator terms (``d_x``, ``d_y``, ``d_r``, ``total``).
+    touched. ``clean_noise``: see ``LIRObjective``. Returns the discriminator terms (``d_x``, ``d_y``,
+    ``d_r``, ``total``).
     """
     d_optimizer.zero_grad(set_to_none=True)
     with autocast():
-        d_loss, terms = objective.discriminator_loss(out, discriminators)
+        d_loss, terms = objective.discriminator_loss(out, discriminators, clean_noise=clean_noise)
     d_loss.backward()
     d_optimizer.step()
     return terms
@@ -85,6 +90,7 @@ def generator_step(
     objective: nn.Module,
     g_optimizer: torch.optim.Optimizer,
     autocast: AutocastFactory = contextlib.nullcontext,
+    clean_noise: Tensor | None = None,
 ) -> dict[str, float]:
     """Update the encoders and generators with the generator-side loss of eq. 14.
 
@@ -96,7 +102,7 @@ def generator_step(
     g_optimizer.zero_grad(set_to_none=True)
     with _frozen(unwrap(discriminators)) as core:
         with autocast():
-            g_loss, terms = objective.generator_loss(out, core)
+            g_loss, terms = objective.generator_loss(out, core, clean_noise=clean_noise)
         g_loss.backward()
     g_optimizer.step()
     return terms
@@ -111,10 +117,11 @@ def lir_training_step(
     x: Tensor,
     y: Tensor,
     autocast: AutocastFactory = contextlib.nullcontext,
+    clean_noise: Tensor | None = None,
 ) -> dict[str, float]:
-    """One LIR iteration on an unpaired batch (noisy ``x``, clean ``y``): one forward pass of the generator
-    side, the discriminator step on its detached outputs, then the encoder/generator step against the
-    updated discriminators.
+    """One LIR iteration on an unpaired batch (noisy ``x``, clean ``y``; optionally the clean domain's noise,
+    see ``LIRObjective``): one forward pass of the generator side, the discriminator step on its detached
+    outputs, then the encoder/generator step against the updated discriminators.
 
     The official code runs a separate generator forward for each step; sharing one is equivalent (the
     generator weights do not change in between) up to the draw of the noise-code sample, and saves a pass.
@@ -122,8 +129,8 @@ def lir_training_step(
     """
     with autocast():
         out = network(x, y)
-    d_terms = discriminator_step(out, discriminators, objective, d_optimizer, autocast)
-    g_terms = generator_step(out, discriminators, objective, g_optimizer, autocast)
+    d_terms = discriminator_step(out, discriminators, objective, d_optimizer, autocast, clean_noise)
+    g_terms = generator_step(out, discriminators, objective, g_optimizer, autocast, clean_noise)
     result = {k: float(v) for k, v in g_terms.items() if k != "total"}
     result["g_total"] = float(g_terms["total"])
     result.update({k: float(v) for k, v in d_terms.items() if k != "total"})
@@ -134,7 +141,8 @@ def lir_training_step(
 class LIRTrainer(Trainer):
     """Unsupervised LIR training (paper section 3, eq. 14) as a MONAI ``Trainer``.
 
-    Each batch is ``{"noisy": B x C x H x W, "clean": B x C x H x W}``, the two halves drawn independently.
+    Each batch is ``{"noisy": B x C x H x W, "clean": B x C x H x W}``, the two halves drawn independently,
+    optionally with ``"clean_noise"`` (the clean domain's own noise, passed to the objective; see ``LIRObjective``).
     ``_iteration`` performs the discriminator step (D_X, D_Y, D_R) then the encoder/generator step
     (:func:`lir_training_step`), steps both LR schedulers (per iteration), and returns the loss terms as
     floats in ``engine.state.output`` (keys ``rec, cc, adv, adv_r, bc, sc, kl, g_total, d_x, d_y, d_r,
@@ -223,13 +231,13 @@ class LIRTrainer(Trainer):
     def _iteration(self, engine: LIRTrainer, batchdata: dict[str, Tensor]) -> dict[str, float]:
         if batchdata is None:
             raise ValueError("must provide batch data for current iteration.")
-        x, y = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
+        x, y, *clean_noise = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
         # an evaluator running the shared Restorer may have left E_X / G_Y in eval mode
         engine.network.train()
         engine.discriminators.train()
         output = lir_training_step(
             engine.network, engine.discriminators, engine.objective, engine.g_optimizer, engine.d_optimizer,
-            x, y, autocast=engine.autocast,
+            x, y, autocast=engine.autocast, clean_noise=clean_noise[0] if clean_noise else None,
         )  # fmt: skip
         output["lr"] = float(engine.g_optimizer.param_groups[0]["lr"])
         for scheduler in (engine.g_scheduler, engine.d_scheduler):

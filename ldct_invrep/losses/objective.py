@@ -82,6 +82,11 @@ class LIRObjective(nn.Module):
     written); ``kl_codes="all"`` regularises every code as the official code does (z_x, z_y, z_n and the
     codes of the translated images), default ``"noise"`` only z_n, as the paper says.
 
+    Clean-domain noise (optional, not in the paper): both losses take ``clean_noise``, a batch of noise of the
+    clean domain's own level (``data.clean_noise``). D_Y then judges ``x2y + clean_noise`` against the real
+    ``y``: the translation measured the way normal-dose scans are, so G_Y's optimum is the noise-free image
+    instead of one with invented grain (AmbientGAN's measurement model). Every other term sees ``x2y`` as is.
+
     Note: with the semantic term on, ``state_dict()`` contains the frozen VGG weights (``semantic.vgg.*``);
     the objective has no trainable state and need not be checkpointed.
     """
@@ -148,6 +153,15 @@ class LIRObjective(nn.Module):
         d_z = [core.representation_discriminator(t) for t in codes] if codes else None
         return d_x, d_y, d_z
 
+    @staticmethod
+    def _measured(x2y: Tensor, clean_noise: Tensor | None) -> Tensor:
+        """The translation as D_Y sees it: ``x2y``, plus the clean domain's noise when given."""
+        if clean_noise is None:
+            return x2y
+        if clean_noise.shape != x2y.shape:
+            raise ValueError(f"clean_noise has shape {tuple(clean_noise.shape)}, the translation {tuple(x2y.shape)}")
+        return x2y + clean_noise
+
     def _zero(self, ref: Tensor) -> Tensor:
         return torch.zeros((), device=ref.device, dtype=ref.dtype)
 
@@ -169,7 +183,9 @@ class LIRObjective(nn.Module):
         report["total"] = float(total.detach())
         return total, report
 
-    def generator_loss(self, out: LIRForward, disc: LIRDiscriminators) -> tuple[Tensor, dict[str, float]]:
+    def generator_loss(
+        self, out: LIRForward, disc: LIRDiscriminators, clean_noise: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Loss of the encoders and generators (eq. 14 without the discriminators' side)."""
         w = self.weights
         zero = self._zero(out.x)
@@ -181,7 +197,7 @@ class LIRObjective(nn.Module):
         use_r = self._uses_representation(disc)
         if w.adversarial > 0 or use_r:
             codes = [out.z_x, out.z_y] if use_r else None
-            d_x, d_y, d_z = self._judge(disc, [out.y2x], [out.x2y], codes)
+            d_x, d_y, d_z = self._judge(disc, [out.y2x], [self._measured(out.x2y, clean_noise)], codes)
             if w.adversarial > 0:
                 terms["adv"] = self.domain_adversarial.generator(d_x[0]) + self.domain_adversarial.generator(d_y[0])
             if use_r and d_z is not None:
@@ -203,7 +219,9 @@ class LIRObjective(nn.Module):
         }  # fmt: skip
         return self._combine(terms, weights, out.x)
 
-    def discriminator_loss(self, out: LIRForward, disc: LIRDiscriminators) -> tuple[Tensor, dict[str, float]]:
+    def discriminator_loss(
+        self, out: LIRForward, disc: LIRDiscriminators, clean_noise: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Loss of D_X, D_Y (eq. 12, 13) and D_R (eq. 9); generated images and codes are detached."""
         w = self.weights
         zero = self._zero(out.x)
@@ -211,7 +229,8 @@ class LIRObjective(nn.Module):
         use_r = self._uses_representation(disc)
         if w.adversarial > 0 or use_r:
             codes = [out.z_y.detach(), out.z_x.detach()] if use_r else None
-            d_x, d_y, d_z = self._judge(disc, [out.x, out.y2x.detach()], [out.y, out.x2y.detach()], codes)
+            fake_y = self._measured(out.x2y.detach(), clean_noise)
+            d_x, d_y, d_z = self._judge(disc, [out.x, out.y2x.detach()], [out.y, fake_y], codes)
             if w.adversarial > 0:
                 terms["d_x"] = self.domain_adversarial.discriminator(d_x[0], d_x[1])
                 terms["d_y"] = self.domain_adversarial.discriminator(d_y[0], d_y[1])
