@@ -119,7 +119,7 @@ def main() -> None:
     p.add_argument("--grid", type=float, nargs="+", default=[0, 4, 6, 8, 10, 12, 14, 16])
     p.add_argument("--slices", type=int, default=3, help="slices per training volume")
     p.add_argument("--held-out", action="store_true", help="also score --report on the held-out patients")
-    p.add_argument("--report", type=float, default=10.0, help="the S shown on the held-out patients")
+    p.add_argument("--report", default="10", help="the S shown on the held-out patients (HU), or 'best': the fit's")
     p.add_argument("--oracle", action="store_true", help="also the best weight of each pair, chosen on its reference")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
@@ -134,6 +134,7 @@ def main() -> None:
     print(table(rows, grid, args.fractions))
     means = [np.mean([r["psnr"][j] for r in rows]) for j in range(len(grid))]
     print(f"\nbest mean: S = {grid[int(np.argmax(means))]:g} HU")
+    args.report = grid[int(np.argmax(means))] if args.report == "best" else float(args.report)
     if args.oracle and args.report in grid:
         print(f"\noracle on the training pairs (rule: S = {args.report:g} HU)\n")
         print(oracle_table(rows, args.fractions, grid.index(0.0), grid.index(args.report)))
