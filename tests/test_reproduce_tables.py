@@ -89,9 +89,10 @@ def test_tiny_run_puts_paper_and_ours_side_by_side(tmp_path) -> None:
 
     # rerunning only Table 4 keeps the other sections of the existing document as they were
     table3 = doc[doc.index("## Table 3"):doc.index("## Table 1")]
-    assert _module().main(args[:-1] + ["--tables", "4", "--overwrite", "--quiet"]) == 0
+    assert _module().main(args[:-1] + ["--tables", "4", "--overwrite", "--quiet", "--load", "a test"]) == 0
     again = out.read_text()
     assert table3.strip() in again and "tables 1, 2, 3 kept from the previous document" in again
+    assert again.count("taken under load: a test.") == 1  # the table written this time says its load
     assert again.count("## Table 4") == 1 and again.index("## Table 3") < again.index("## Table 1") < again.index("## Table 4")
 
 
