@@ -522,3 +522,17 @@ def test_adapt_eval_benchmark_smoke(tiny_state: Path, tmp_path: Path) -> None:
     assert result["adapted_on"][0]["sha256"] == digest(np.stack([p.quarter for p in pairs]))
     assert result["adapted_on"][0]["sha256"] != digest(np.stack([p.full for p in pairs]))
     assert json.loads((tmp_path / "results.json").read_text())["from"] == "tiny_state.pt"
+
+
+def test_out_in_a_scan_folder_or_under_a_file_is_refused_before_any_work(my_scanner: Path, tiny_state: Path, tmp_path: Path) -> None:
+    before = sorted(p.name for p in my_scanner.iterdir())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    cases = [
+        (my_scanner / "m.pt", f"error: {my_scanner / 'm.pt'}: output is inside the input folder {my_scanner}"),  # was written there
+        (notes / "m.pt", f"error: {notes / 'm.pt'}: cannot write the output: {notes} is a file, not a folder"),  # was exit 1
+    ]
+    for out, expected in cases:
+        (line,) = error_lines(adapt(my_scanner, "--out", out, "--from", tiny_state, "--iterations", 2, *FAST, code=2))
+        assert line.startswith(expected), line
+    assert sorted(p.name for p in my_scanner.iterdir()) == before and notes.read_text() == "mine\n"

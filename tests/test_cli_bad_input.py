@@ -5,6 +5,7 @@ Bad inputs are made in ``tmp_path`` from copies of the sample series; nothing is
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -210,3 +211,55 @@ def test_evaluate_slices_smaller_than_the_ssim_window_names_the_file(sample_seri
     nib.save(nib.Nifti1Image(np.full((8, 8, 2), -1000.0, dtype=np.float32), np.eye(4)), small)
     (line,) = error_lines(invoke("evaluate", small, small, code=2))  # was "error: pred_hu: ..."
     assert line == f"error: {small}: slices of 8x8 are smaller than the 11x11 SSIM window"
+
+
+# --------------------------------------------------------------------------------------------- output places
+def test_output_under_a_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    from ldct_invrep.errors import InputError
+    from ldct_invrep.io import atomic_output_file, atomic_replace
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine\n")
+    result = invoke("bundle", "export", "ldct_simulated", blocker / "bundle", code=2)  # was exit 1, FileExistsError
+    assert error_lines(result) == [f"error: {blocker / 'bundle'}: cannot write the output: {blocker} is a file, not a folder"]
+    for writer in (atomic_replace, atomic_output_file):  # training states and checkpoints; datalists and metrics
+        with pytest.raises(InputError, match=f"{blocker}/sub/x.pt: cannot write the output: {blocker} is a file"):
+            with writer(blocker / "sub" / "x.pt"):
+                pass
+    assert blocker.read_text() == "mine\n" and list(tmp_path.iterdir()) == [blocker]
+
+
+@pytest.mark.shared_data
+def test_prepare_out_that_is_a_file_names_it(tmp_path: Path) -> None:
+    from conftest import shared_path
+
+    root = shared_path("set12")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    (line,) = error_lines(invoke("prepare", "set12", root, "--out", notes, code=2))  # was exit 1, FileExistsError
+    assert line == f"error: {notes / 'set12.json'}: cannot write the output: {notes} is a file, not a folder"
+    assert notes.read_text() == "mine\n" and list(tmp_path.iterdir()) == [notes]
+
+
+# --------------------------------------------------------------------------------------------- evaluate --pairs
+def _pairs_datalist(tmp: Path, noisy: np.ndarray, clean: np.ndarray, **entry: object) -> tuple[Path, Path, Path]:
+    np.save(tmp / "noisy.npy", noisy)
+    np.save(tmp / "clean.npy", clean)
+    datalist = tmp / "pairs.json"
+    datalist.write_text(json.dumps({"test": [{"noisy": "noisy.npy", "clean": "clean.npy", **entry}]}))
+    return datalist, tmp / "noisy.npy", tmp / "clean.npy"
+
+
+def test_evaluate_pairs_bad_images_name_their_file(tmp_path: Path) -> None:
+    good = np.random.default_rng(0).normal(40, 20, (32, 32)).astype(np.float32)
+    bad = good.copy()
+    bad[3, 4] = np.nan
+    datalist, noisy, clean = _pairs_datalist(tmp_path, good, bad)
+    (line,) = error_lines(invoke("evaluate", "--pairs", datalist, "-m", "input", code=2))  # was "error: ref_hu: ..."
+    assert line == f"error: {clean}: NaN or infinite values"
+    datalist, noisy, _ = _pairs_datalist(tmp_path, np.zeros((5, 5), np.float32), np.zeros((5, 5), np.float32))
+    (line,) = error_lines(invoke("evaluate", "--pairs", datalist, "-m", "input", code=2))  # was "error: pred_hu: ..."
+    assert line == f"error: {noisy}: slices of 5x5 are smaller than the 11x11 SSIM window"
+    datalist.write_text(json.dumps({"test": [{"noisy": 3, "clean": "clean.npy"}]}))
+    (line,) = error_lines(invoke("evaluate", "--pairs", datalist, "-m", "input", code=2))  # named no datalist
+    assert line == f"error: {datalist}: entry 0 of 'test' is not a pair (needs 'noisy' and 'clean' paths)"

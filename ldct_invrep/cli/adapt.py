@@ -25,7 +25,7 @@ def _plural(n: int, word: str) -> str:
 @click.argument("low_dose", metavar="LOW_DOSE...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-    help="Adapted model to write (for denoise --weights). Its training state goes next to it: NAME_state.pt.",
+    help="Adapted model to write (for denoise --weights), outside the folders of scans read. Its training state goes next to it: NAME_state.pt.",
 )
 @click.option(
     "--normal-dose", multiple=True, type=click.Path(path_type=Path), metavar="SERIES",
@@ -102,6 +102,11 @@ def adapt(
     for path in (*low_dose, *normal_dose, *(p for p in (from_state,) if p is not None)):
         if not path.exists():  # before PyTorch and MONAI are imported: a typo costs no start-up time
             raise InputError(f"{path}: no such file or folder")
+    from ldct_invrep.io.atomic import check_output_location, check_output_parent
+
+    check_output_parent(out)  # before the work, not at the first training state
+    for path in (*low_dose, *normal_dose):
+        check_output_location(path, out)  # never write into a folder of scans (nor over a scan)
 
     import torch
 

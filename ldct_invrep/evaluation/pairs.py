@@ -20,11 +20,18 @@ Pair = tuple[str, np.ndarray, np.ndarray]
 
 
 def _as_slices(a: np.ndarray, path: str) -> list[np.ndarray]:
-    if a.ndim == 2:
-        return [a]
-    if a.ndim == 3:
-        return list(a)
-    raise InputError(f"{path}: expected a 2D slice or a 3D volume, got shape {a.shape}")
+    """The 2D slices of one datalist image, checked here so that an error names its file: finite values and
+    slices no smaller than the SSIM window every comparison computes."""
+    from ldct_invrep.metrics import SSIM_WIN_SIZE
+
+    if a.ndim not in (2, 3):
+        raise InputError(f"{path}: expected a 2D slice or a 3D volume, got shape {a.shape}")
+    rows, cols = a.shape[-2:]
+    if min(rows, cols) < SSIM_WIN_SIZE:
+        raise InputError(f"{path}: slices of {rows}x{cols} are smaller than the {SSIM_WIN_SIZE}x{SSIM_WIN_SIZE} SSIM window")
+    if not np.isfinite(a).all():
+        raise InputError(f"{path}: NaN or infinite values")
+    return [a] if a.ndim == 2 else list(a)
 
 
 def load_pairs_from_datalist(path: str | Path, section: str = "test", base_dir: str | Path | None = None) -> Iterator[Pair]:
@@ -38,8 +45,8 @@ def load_pairs_from_datalist(path: str | Path, section: str = "test", base_dir: 
     if not entries:
         raise InputError(f"{path}: section '{section}' is empty")
     for i, entry in enumerate(entries):
-        if "noisy" not in entry or "clean" not in entry:
-            raise InputError(f"{path}: entry {i} of '{section}' is not a pair (needs 'noisy' and 'clean')")
+        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("noisy", "clean"))):
+            raise InputError(f"{path}: entry {i} of '{section}' is not a pair (needs 'noisy' and 'clean' paths)")
     return _iter_datalist_pairs(entries)
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "atomic_output_file",
     "atomic_replace",
     "check_output_location",
+    "check_output_parent",
     "check_replaceable",
     "clean_stale_temporaries",
     "is_own_file",
@@ -229,6 +230,24 @@ def check_output_location(
             raise InputError(f"{output_path}: output would contain {other}, which this command reads; choose another output location")
 
 
+def check_output_parent(target: str | os.PathLike) -> None:
+    """Raise :class:`InputError` when the folder ``target`` goes in cannot be made because part of its path is
+    a file (``out.txt/result.json``); ``mkdir`` would fail with a bare "File exists" or "Not a directory"."""
+    target = Path(target).expanduser().absolute()
+    for folder in target.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(f"{target}: cannot write the output: {folder} is a file, not a folder")
+            return
+
+
+def _make_parent(target: Path) -> None:
+    """Create ``target``'s folder: :func:`check_output_parent`, then place errors as :class:`InputError`."""
+    check_output_parent(target)
+    with _place_errors(target, _PLACE_ERRNOS):
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+
 def _check_target(target: Path, overwrite: bool, *, want_dir: bool, own_only: bool = True) -> None:
     if not (target.exists() or target.is_symlink()):
         return
@@ -267,8 +286,8 @@ def atomic_output_dir(target: str | os.PathLike, overwrite: bool = False) -> Ite
     target = Path(target).expanduser().absolute()
     clean_stale_temporaries(target)  # first: it may put back a previous output
     _check_target(target, overwrite, want_dir=True)
+    _make_parent(target)
     with _place_errors(target, _PLACE_ERRNOS):
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _sibling(target, "tmp")
         tmp.mkdir()  # honours the umask, unlike tempfile.mkdtemp (0o700)
     try:
@@ -306,8 +325,7 @@ def atomic_output_file(target: str | os.PathLike, overwrite: bool = False, own_o
     target = Path(target).expanduser().absolute()
     clean_stale_temporaries(target)
     _check_target(target, overwrite, want_dir=False, own_only=own_only)
-    with _place_errors(target, _PLACE_ERRNOS):
-        target.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(target)
     tmp = _sibling(target, "tmp")
     try:
         with _place_errors(target, _WRITE_ERRNOS):
@@ -331,7 +349,7 @@ def atomic_replace(path: str | os.PathLike) -> Iterator[str]:
     ``path``'s folder is created if needed. On an exception it is removed and ``path`` is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
