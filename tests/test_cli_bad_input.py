@@ -263,3 +263,27 @@ def test_evaluate_pairs_bad_images_name_their_file(tmp_path: Path) -> None:
     datalist.write_text(json.dumps({"test": [{"noisy": 3, "clean": "clean.npy"}]}))
     (line,) = error_lines(invoke("evaluate", "--pairs", datalist, "-m", "input", code=2))  # named no datalist
     assert line == f"error: {datalist}: entry 0 of 'test' is not a pair (needs 'noisy' and 'clean' paths)"
+
+
+# --------------------------------------------------------------------------------------------- fetch
+def test_fetch_offline_is_one_line_exit_2_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import urllib.error
+
+    import torch
+
+    timeouts: list[float | None] = []
+
+    def offline(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
+        timeouts.append(socket.getdefaulttimeout())
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    dest = tmp_path / "new" / "deeper" / "vgg19-dcbb9e9d.pth"
+    result = invoke("fetch", "vgg19", "--to", dest, code=2)  # was exit 1 "unexpected URLError", folders left
+    (line,) = error_lines(result)
+    assert line.startswith("error: https://download.pytorch.org/models/vgg19-dcbb9e9d.pth: download failed (") and (
+        "Name or service not known" in line and "nothing was written" in line
+    ), line
+    assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []
+    assert timeouts and timeouts[0] is not None and socket.getdefaulttimeout() is None  # bounded, then restored

@@ -6,7 +6,7 @@ checkpoint holds), ``prepare`` (check a dataset copy, write its datalist), ``tra
 ``demo`` (the first three on the shipped sample series) and ``adapt`` (continue the unpaired training on a user's
 own low-dose scans; module ``adapt``).
 
-Exit status: 0 done; 2 bad usage or bad input (one line ``error: <path>: <problem>``); 1 unexpected failure
+Exit status: 0 done; 2 bad usage, bad input or a failed download (one line ``error: <path>: <problem>``); 1 unexpected failure
 (one line; rerun with ``--debug`` for the traceback); 130 interrupted. Outputs are written atomically: an
 interrupted or failed run leaves no partial output.
 

@@ -43,7 +43,7 @@ def cli(debug: bool, verbose: bool) -> None:
       ldct-invrep evaluate out/denoised/ scans/full_dose/        PSNR/SSIM/RMSE per slice
       ldct-invrep COMMAND --help                                 options and examples of a command
 
-    Exit status: 0 done, 2 bad usage or bad input, 1 unexpected failure (rerun with --debug), 130 interrupted
+    Exit status: 0 done, 2 bad usage, bad input or a failed download, 1 unexpected failure (rerun with --debug), 130 interrupted
     (Ctrl-C), 143 SIGTERM, 129 SIGHUP.
     """
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ldct_invrep.cli.console import say
+from ldct_invrep.cli.console import EXIT_USAGE, CLIError, say
+from ldct_invrep.errors import PLACE_ERRNOS, first_line
 
 __all__ = ["bundle", "fetch"]
 
@@ -25,20 +26,41 @@ def fetch(what: str, dest: Path | None) -> None:
     prefix in its name), needed by the semantic consistency loss (paper eq. 11) of the ldct_mayo,
     natural_awgn and natural_poisson bundles (semantic_weight 1). Nothing else in ldct-invrep downloads.
     Without it train with semantic_weight=0; evaluation, inference and the ldct_simulated bundle never need it.
+    Offline, or when the download fails, it says so in one line (exit status 2) and leaves nothing behind;
+    a stalled connection gives up after 30 s.
 
     \b
     Examples:
       ldct-invrep fetch vgg19
       ldct-invrep fetch vgg19 --to ~/weights/vgg19-dcbb9e9d.pth   then: export LDCT_INVREP_VGG19_WEIGHTS=...
     """
-    from ldct_invrep.losses.vgg import VGG19_WEIGHTS_URL, default_weight_paths, fetch_vgg19_weights
+    from ldct_invrep.losses.vgg import (
+        VGG19_WEIGHTS_ENV,
+        VGG19_WEIGHTS_FILENAME,
+        VGG19_WEIGHTS_URL,
+        default_weight_paths,
+        fetch_vgg19_weights,
+    )
 
     target = dest.expanduser() if dest is not None else default_weight_paths()[-1]
     if target.is_file():
         click.echo(f"already there: {target}")
         return
     say(f"downloading {VGG19_WEIGHTS_URL} -> {target}")
-    click.echo(f"wrote {fetch_vgg19_weights(target)}")
+    try:
+        written = fetch_vgg19_weights(target)
+    except (OSError, RuntimeError) as exc:  # offline, refused, timed out, cut off, or a bad hash (torch.hub)
+        if isinstance(exc, RuntimeError) and "hash" not in str(exc):
+            raise
+        if isinstance(exc, OSError) and exc.errno in PLACE_ERRNOS and exc.filename:
+            raise  # the place written (disk full, read-only): the console's one line names it
+        reason = getattr(exc, "reason", None) or exc  # URLError: the socket error
+        raise CLIError(
+            f"{VGG19_WEIGHTS_URL}: download failed ({first_line(Exception(reason))}); nothing was written. Retry when online, "
+            f"or put {VGG19_WEIGHTS_FILENAME} there yourself (or set {VGG19_WEIGHTS_ENV}), or train with semantic_weight=0",
+            EXIT_USAGE,
+        ) from exc
+    click.echo(f"wrote {written}")
 
 
 @click.group(short_help="The MONAI bundles shipped with the package.")

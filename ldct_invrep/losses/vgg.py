@@ -8,6 +8,7 @@ local file. Nothing is ever downloaded.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +23,8 @@ VGG19_WEIGHTS_ENV = "LDCT_INVREP_VGG19_WEIGHTS"
 VGG19_WEIGHTS_URL = f"https://download.pytorch.org/models/{VGG19_WEIGHTS_FILENAME}"
 VGG19_SHA256_PREFIX = "dcbb9e9d"
 VGG19_FETCH_COMMAND = "ldct-invrep fetch vgg19"
+#: Seconds a connection or a read of the download may stall before it fails (``socket`` default timeout).
+DOWNLOAD_TIMEOUT_S = 30.0
 
 # VGG-19 ("E" configuration): channels per conv, "M" = 2x2 max pool.
 _VGG19_CONFIG: tuple[int | str, ...] = (
@@ -87,12 +90,31 @@ def fetch_vgg19_weights(dest: str | os.PathLike[str] | None = None, progress: bo
     torch hub cache, the last place :func:`resolve_vgg19_weights` looks) and return the file; a file already
     there is kept. Only ever called on the user's request (``ldct-invrep fetch vgg19``): ``torch.hub`` writes a
     temporary file, checks its SHA-256 against the prefix in the file name and only then moves it into place.
+    A stalled connection fails after :data:`DOWNLOAD_TIMEOUT_S`; on any failure the folders made for ``dest``
+    are removed again and the error (``OSError``, e.g. ``URLError`` offline, or torch's hash ``RuntimeError``)
+    propagates.
     """
+    from ldct_invrep.io.atomic import check_output_parent
+
     target = Path(dest).expanduser() if dest is not None else default_weight_paths()[-1]
     if target.is_file():
         return target
+    check_output_parent(target)
+    made = [folder for folder in target.parents if not folder.exists()]  # deepest first: removed again on failure
     target.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(VGG19_WEIGHTS_URL, str(target), hash_prefix=VGG19_SHA256_PREFIX, progress=progress)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torch.hub's urlopen has none: a silent network would hang
+    try:
+        torch.hub.download_url_to_file(VGG19_WEIGHTS_URL, str(target), hash_prefix=VGG19_SHA256_PREFIX, progress=progress)
+    except BaseException:
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    finally:
+        socket.setdefaulttimeout(previous)
     return target
 
 
