@@ -287,3 +287,27 @@ def test_fetch_offline_is_one_line_exit_2_and_leaves_nothing(tmp_path: Path, mon
     ), line
     assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []
     assert timeouts and timeouts[0] is not None and socket.getdefaulttimeout() is None  # bounded, then restored
+
+
+# --------------------------------------------------------------------------------------------- demo --output
+def test_demo_refuses_other_outputs_the_sample_folder_and_bad_weights_before_any_work(
+    sample_series: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ldct_invrep import package_files
+
+    two = copy_slices(sample_series, tmp_path / "sample2", 2)
+    monkeypatch.setattr(package_files, "sample_series_path", lambda: two)
+    denoised = tmp_path / "den"
+    invoke("denoise", two, denoised, "--weights", tiny_weights, "--quiet")
+    before = sorted(p.name for p in denoised.iterdir())
+    (line,) = error_lines(invoke("demo", "--output", denoised, "--weights", tiny_weights, "--quiet", code=2))
+    assert line.startswith(f"error: {denoised / before[1]}: not part of an earlier demo's output"), line  # was mixed in
+    assert sorted(p.name for p in denoised.iterdir()) == before
+    inside = two / "demo"
+    (line,) = error_lines(invoke("demo", "--output", inside, "--weights", tiny_weights, "--quiet", code=2))
+    assert f"output is inside the input folder {two}" in line and not inside.exists()  # was left there, marker and all
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    fresh = tmp_path / "fresh"
+    (line,) = error_lines(invoke("demo", "--output", fresh, "--weights", junk, "--quiet", code=2))
+    assert line.startswith(f"error: {junk}") and not fresh.exists()  # was found after the simulation, in fresh/

@@ -24,13 +24,18 @@ DEMO_ENTRIES = ("quarter_dose", "denoised", "metrics.json")
 """What a demo writes in its output folder (listed in the folder's output marker, ``ldct_invrep.io.OUTPUT_MARKER``)."""
 
 
-def _check_demo_output(output: Path) -> None:
-    """An absent or empty folder, or the whole output of an earlier run (``ldct_invrep.io.check_replaceable``)."""
-    from ldct_invrep.io import check_replaceable
+def _check_demo_output(output: Path, sample: Path) -> None:
+    """An absent or empty folder outside the sample series, or the whole output of an earlier demo
+    (``ldct_invrep.io.check_replaceable``, and nothing but :data:`DEMO_ENTRIES`: not another command's output)."""
+    from ldct_invrep.io import OUTPUT_MARKER, check_output_location, check_replaceable
 
     if output.exists() and not output.is_dir():
         raise InputError(output, "exists and is not a folder; choose another --output")
+    check_output_location(sample, output)
     check_replaceable(output)
+    others = sorted(p.name for p in output.iterdir() if p.name not in (*DEMO_ENTRIES, OUTPUT_MARKER)) if output.is_dir() else []
+    if others:
+        raise InputError(output / others[0], "not part of an earlier demo's output; choose another --output")
 
 
 def _q(path: Path | str) -> str:
@@ -68,8 +73,11 @@ def run_demo(
 
     output = Path(output)
     sample = package_files.sample_series_path()
-    _check_demo_output(output)
-    weights_path = resolve_weights(weights)  # fail before the slow simulation
+    _check_demo_output(output, sample)
+    weights_path = resolve_weights(weights)
+    torch_device = resolve_device(device)
+    set_threads(threads)
+    denoiser, header = load_denoiser(weights_path, torch_device)  # a bad checkpoint fails before the slow simulation
     output.mkdir(parents=True, exist_ok=True)
     mark_output_dir(output, DEMO_ENTRIES)
     quarter, denoised, metrics_json = (output / name for name in DEMO_ENTRIES)
@@ -94,9 +102,6 @@ def run_demo(
     t0 = time.perf_counter()
     check_output(quarter, denoised, overwrite=True, also_read=[weights_path])
     volumes = open_volumes(quarter)
-    torch_device = resolve_device(device)
-    set_threads(threads)
-    denoiser, header = load_denoiser(weights_path, torch_device)
     n = denoise_volumes(
         volumes, denoised, "dicom", denoiser, header, weights_name=weights_path.name, overwrite=True, quiet=quiet
     )
