@@ -311,3 +311,43 @@ def test_demo_refuses_other_outputs_the_sample_folder_and_bad_weights_before_any
     fresh = tmp_path / "fresh"
     (line,) = error_lines(invoke("demo", "--output", fresh, "--weights", junk, "--quiet", code=2))
     assert line.startswith(f"error: {junk}") and not fresh.exists()  # was found after the simulation, in fresh/
+
+
+# --------------------------------------------------------------------------------------------- train
+def _bundle(tmp: Path, config: object) -> Path:
+    (tmp / "bundle" / "configs").mkdir(parents=True)
+    text = config if isinstance(config, str) else json.dumps(config)
+    (tmp / "bundle" / "configs" / "train.json").write_text(text)
+    return tmp / "bundle"
+
+
+TINY_BUNDLE = {
+    "imports": ["$import ignite"],
+    "max_iterations": 2,
+    "engine": {"_target_": "ignite.engine.Engine", "process_function": "$lambda e, b: (_ for _ in ()).throw(KeyboardInterrupt())"},
+    "stats": {"_target_": "StatsHandler", "iteration_log": False, "epoch_log": False},
+    "run": ["$@stats.attach(@engine)", "$@engine.run([1, 2], max_epochs=1)"],
+    "noop": "$int(@max_iterations)",
+}
+
+
+def test_train_bad_config_and_run_id_are_one_line_exit_2(tmp_path: Path) -> None:
+    bad = _bundle(tmp_path / "a", "{not json")
+    (line,) = error_lines(invoke("train", bad, code=2))  # were exit 1 (JSONDecodeError, AttributeError, ValueError)
+    assert line.startswith(f"error: {bad / 'configs' / 'train.json'}: not a readable bundle config (Expecting")
+    listed = _bundle(tmp_path / "b", [1, 2])
+    (line,) = error_lines(invoke("train", listed, code=2))
+    assert line == f"error: {listed / 'configs' / 'train.json'}: a bundle config must be a JSON/YAML mapping of ids to values, not list"
+    tiny = _bundle(tmp_path / "c", TINY_BUNDLE)
+    (line,) = error_lines(invoke("train", tiny, "--run-id", "nop", code=2))
+    assert line == f"error: {tiny / 'configs' / 'train.json'}: no id 'nop' to run (--run-id) (did you mean noop?)"
+    result = invoke("train", tiny, "--meta_file", tmp_path / "absent.json", "--run-id", "noop", "max_iteration=3")  # was exit 1: meta_file twice
+    assert "warning: override max_iteration: no such key in the config, added as a new one (did you mean max_iterations?)" in result.stderr
+    invoke("train", tiny, "--config_file", "x.json", code=2)
+
+
+def test_train_interrupted_shows_no_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    result = invoke("train", _bundle(tmp_path, TINY_BUNDLE), code=130)
+    assert error_lines(result) == ["error: interrupted; no partial output was left behind"]
+    logged = [r for r in caplog.records if r.exc_info]  # MONAI's StatsHandler logged the traceback of the Ctrl-C
+    assert "Traceback" not in result.output and logged == [], logged

@@ -104,6 +104,20 @@ class _EchoHandler(logging.Handler):
             self.handleError(record)
 
 
+#: Loggers of library handlers that log a traceback for every exception of a run (MONAI's StatsHandler in the
+#: bundles run by ``train``); without --debug the command line prints one line instead.
+TRACEBACK_LOGGERS = ("monai.handlers.StatsHandler",)
+
+
+def _no_traceback(record: logging.LogRecord) -> bool:
+    """Logging filter: drop the record of a Ctrl-C/SIGTERM (the console says it), keep others without their traceback."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, KeyboardInterrupt):
+        return False
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
+    return True
+
+
 class ExitStatusGroup(click.Group):
     """Turns exceptions into exit statuses: InputError -> 2, KeyboardInterrupt -> 130, SIGTERM/SIGHUP ->
     128 + signal number, anything else -> 1."""
@@ -131,6 +145,8 @@ class ExitStatusGroup(click.Group):
         saved_showwarning = warnings.showwarning
         if not debug:
             warnings.showwarning = _show_warning
+            for name in TRACEBACK_LOGGERS:
+                logging.getLogger(name).addFilter(_no_traceback)
         previous_handlers = _install_stop_handlers()
         try:
             return super().invoke(ctx)
@@ -168,6 +184,8 @@ class ExitStatusGroup(click.Group):
             for sig, old in previous_handlers.items():
                 signal.signal(sig, old)
             warnings.showwarning = saved_showwarning
+            for name in TRACEBACK_LOGGERS:
+                logging.getLogger(name).removeFilter(_no_traceback)
             package_logger.removeHandler(handler)
             package_logger.setLevel(saved[0])
             package_logger.propagate = saved[1]

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ldct_invrep.cli.console import say
-from ldct_invrep.errors import InputError
+from ldct_invrep.errors import InputError, first_line
 
 __all__ = ["train"]
 
@@ -62,6 +62,8 @@ def train(
     configs/logging.conf are used when present, bundle_root is set to BUNDLE_DIR, and every OVERRIDE
     (KEY=VALUE, or --KEY VALUE as monai.bundle takes them; nested keys with #) replaces a config value.
     Values are read as JSON when they are JSON (numbers, true/false, lists), otherwise as strings.
+    A config file that cannot be read, or that has no --run-id, is one line (exit status 2); an override of a
+    key the config lacks is added, as monai.bundle does, with a warning naming the closest key.
 
     \b
     Examples:
@@ -88,7 +90,12 @@ def train(
         kwargs["meta_file"] = str(meta)
     if log_conf.is_file():
         kwargs["logging_file"] = str(log_conf)
-    values = {"bundle_root": str(bundle_dir.resolve()), **({"threads": threads} if threads else {}), **_parse_overrides(overrides)}
+    parsed = _parse_overrides(overrides)
+    for key, option in (("config_file", "--config"), ("run_id", "--run-id")):
+        if key in parsed:
+            raise click.UsageError(f"override {key}: give it as {option}")
+    kwargs.update({k: str(parsed.pop(k)) for k in ("meta_file", "logging_file") if k in parsed})  # the user's, not ours
+    values = {"bundle_root": str(bundle_dir.resolve()), **({"threads": threads} if threads else {}), **parsed}
     command = ["python -m monai.bundle run", run_id] + [
         f"--{k} {_shell_quote(json.dumps(v) if isinstance(v, list) else str(v))}" for k, v in kwargs.items() if k != "run_id"
     ] + [f"--{k} {_shell_quote(json.dumps(v) if not isinstance(v, str) else v)}" for k, v in values.items()]
@@ -97,7 +104,41 @@ def train(
         return
     from monai.bundle import run
 
+    _check_config(files, run_id, parsed)
     run(**kwargs, **values)
+
+
+def _check_config(files: Sequence[Path], run_id: str, overrides: dict[str, Any]) -> None:
+    """Read the config files as ``monai.bundle.run`` will (a bad one is one line naming it), check that ``run_id``
+    is in them and warn about overrides of keys they lack (MONAI adds those silently: a typo would train with
+    the default)."""
+    import difflib
+    import inspect
+    import logging
+
+    from monai.bundle import ConfigParser, run
+
+    merged: dict[str, Any] = {}
+    for path in files:
+        try:
+            content = ConfigParser.load_config_file(path)
+        except Exception as exc:  # noqa: BLE001 - json/yaml parse errors, an unknown file type
+            raise InputError(f"{path}: not a readable bundle config ({first_line(exc)})") from exc
+        if not isinstance(content, dict):
+            raise InputError(f"{path}: a bundle config must be a JSON/YAML mapping of ids to values, not {type(content).__name__}")
+        merged.update(content)
+    parser = ConfigParser(merged)
+    missing = object()
+    def did_you_mean(key: str) -> str:
+        close = difflib.get_close_matches(key.split("#")[0], list(merged), n=1)
+        return f" (did you mean {close[0]}?)" if close else ""
+
+    if run_id not in overrides and parser.get(run_id, missing) is missing:
+        raise InputError(f"{files[-1]}: no id '{run_id}' to run (--run-id){did_you_mean(run_id)}")
+    run_args = set(inspect.signature(run).parameters)
+    for key in overrides:
+        if key not in run_args and parser.get(key, missing) is missing:
+            logging.getLogger("ldct_invrep").warning("override %s: no such key in the config, added as a new one%s", key, did_you_mean(key))
 
 
 def _shell_quote(text: str) -> str:
