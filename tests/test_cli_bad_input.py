@@ -351,3 +351,20 @@ def test_train_interrupted_shows_no_traceback(tmp_path: Path, caplog: pytest.Log
     assert error_lines(result) == ["error: interrupted; no partial output was left behind"]
     logged = [r for r in caplog.records if r.exc_info]  # MONAI's StatsHandler logged the traceback of the Ctrl-C
     assert "Traceback" not in result.output and logged == [], logged
+
+
+def test_evaluate_pairs_usage_problems_found_before_the_work(tmp_path: Path) -> None:
+    good = np.random.default_rng(0).normal(40, 20, (32, 32)).astype(np.float32)
+    datalist, _, _ = _pairs_datalist(tmp_path, good, good)
+    (line,) = error_lines(invoke("evaluate", "--pairs", datalist, "-m", "redcnn", code=2))  # named the API's redcnn_weights
+    assert line == "error: redcnn: needs a trained RED-CNN checkpoint (--redcnn-weights FILE; see ldct_invrep.baselines.train_redcnn)"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    result = invoke("evaluate", "--pairs", datalist, "-m", "input", "--json", notes / "m.json", code=2)
+    assert error_lines(result) == [f"error: {notes / 'm.json'}: cannot write the output: {notes} is a file, not a folder"]
+    assert result.stdout == ""  # was refused only after the tables were printed
+
+
+def test_prepare_split_is_for_the_ct_sets_only(tmp_path: Path) -> None:
+    result = invoke("prepare", "set12", tmp_path, "--split", "patient", "--out", tmp_path / "x.json", code=2)  # was ignored
+    assert "--split is for mayo2016 and tcia_ldct only" in result.stderr and not (tmp_path / "x.json").exists()

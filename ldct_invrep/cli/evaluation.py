@@ -168,9 +168,10 @@ def evaluate(
             raise click.BadParameter(f"{json_out!r} does not end in .json (use --json - for stdout)", param_hint="--json")
         if Path(json_out).is_dir():
             raise click.BadParameter(f"{json_out} is a folder", param_hint="--json")
-        from ldct_invrep.io import check_replaceable
+        from ldct_invrep.io import check_output_parent, check_replaceable
 
-        check_replaceable(Path(json_out))  # before the work: only a metrics file of ours is replaced
+        check_output_parent(Path(json_out))  # before the work: a folder that can be made,
+        check_replaceable(Path(json_out))  # and only a metrics file of ours is replaced
     if pairs is not None:
         if paths or labels:
             raise click.UsageError("--pairs takes no PRED/REF and no --label")

@@ -19,7 +19,7 @@ _DATASETS = ("mayo2016", "tcia_ldct", "ldct-dev", "bsd68", "set12", "kodak24", "
     help="Datalist file (.json), or a folder (created if needed) for <dataset>_<split>.json (mayo2016, tcia_ldct) "
     "or <dataset>.json (image sets).",
 )
-@click.option("--split", default=None, help="Split definition. [default: patient (mayo2016), ldctbench (tcia_ldct)]")
+@click.option("--split", default=None, help="mayo2016 and tcia_ldct: split definition. [default: patient (mayo2016), ldctbench (tcia_ldct)]")
 @click.option(
     "--thickness", type=click.Choice(["1mm", "3mm"]), default=None,
     help="mayo2016: the slice thickness your copy has and the datalist uses. [default: the split's: 3mm for patient, 1mm for paper_random]",
@@ -59,6 +59,8 @@ def prepare(
 
     if dataset != "mayo2016" and (thickness or kernel):
         raise click.UsageError("--thickness and --kernel are for mayo2016 only")
+    if split is not None and dataset not in ("mayo2016", "tcia_ldct"):
+        raise click.UsageError("--split is for mayo2016 and tcia_ldct only")
     extra = {k: v for k, v in (("thickness", thickness), ("kernel", kernel)) if v}
     try:
         report, path = prepare_dataset(

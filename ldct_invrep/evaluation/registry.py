@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ldct_invrep.errors import InputError
+from ldct_invrep.errors import InputError, Remedy
 from ldct_invrep.io.checkpoint import checkpoint_text
 
 __all__ = [
@@ -101,11 +101,19 @@ def _lir_ct(weights: str | Path | None) -> Method:
     return Method(denoiser.denoise, text, {"checkpoint": str(path), "header": header})
 
 
+#: Where a RED-CNN checkpoint comes from, worded for the API and for ``evaluate --pairs``.
+REDCNN_WEIGHTS = Remedy(
+    " (redcnn_weights; see ldct_invrep.baselines.train_redcnn)",
+    " (--redcnn-weights FILE; see ldct_invrep.baselines.train_redcnn)",
+    "--redcnn-weights",
+)
+
+
 def _redcnn_ct(weights: str | Path | None) -> Method:
     from ldct_invrep.baselines.train_redcnn import load_redcnn, redcnn_method
 
     if weights is None:
-        raise InputError("redcnn: needs a trained RED-CNN checkpoint (redcnn_weights; see ldct_invrep.baselines.train_redcnn)")
+        raise InputError("redcnn", "needs a trained RED-CNN checkpoint", remedies=[REDCNN_WEIGHTS])
     model, header = load_redcnn(weights)
     text = f"RED-CNN (Chen et al. 2017, supervised on pairs), {Path(weights).name}: {checkpoint_text(header)}"
     return Method(redcnn_method(model, header.get("hu_range", (-1024.0, 3072.0))), text, {"checkpoint": str(weights), "header": header})
