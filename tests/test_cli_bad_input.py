@@ -368,3 +368,11 @@ def test_evaluate_pairs_usage_problems_found_before_the_work(tmp_path: Path) -> 
 def test_prepare_split_is_for_the_ct_sets_only(tmp_path: Path) -> None:
     result = invoke("prepare", "set12", tmp_path, "--split", "patient", "--out", tmp_path / "x.json", code=2)  # was ignored
     assert "--split is for mayo2016 and tcia_ldct only" in result.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_train_on_a_bundle_name_says_how_to_export_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert error_lines(invoke("train", "ldct_mayo", code=2)) == [
+        "error: ldct_mayo: no such bundle folder; ldct_mayo is a shipped bundle: `ldct-invrep bundle export ldct_mayo DIR` writes it"
+    ]
+    assert error_lines(invoke("train", "nope", code=2)) == ["error: nope: no such bundle folder"]

@@ -76,7 +76,10 @@ def train(
     """
     bundle_dir = bundle_dir.expanduser()
     if not bundle_dir.is_dir():
-        raise InputError(f"{bundle_dir}: no such bundle folder")
+        from ldct_invrep.package_files import bundle_names
+
+        shipped = f"; {bundle_dir} is a shipped bundle: `ldct-invrep bundle export {bundle_dir} DIR` writes it" if str(bundle_dir) in bundle_names() else ""
+        raise InputError(f"{bundle_dir}: no such bundle folder{shipped}")
     files = []
     for name in configs or ("configs/train.json",):
         candidates = [Path(name)] if Path(name).is_absolute() else [bundle_dir / name, Path(name)]
