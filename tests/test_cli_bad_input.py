@@ -344,6 +344,8 @@ def test_train_bad_config_and_run_id_are_one_line_exit_2(tmp_path: Path) -> None
     result = invoke("train", tiny, "--meta_file", tmp_path / "absent.json", "--run-id", "noop", "max_iteration=3")  # was exit 1: meta_file twice
     assert "warning: override max_iteration: no such key in the config, added as a new one (did you mean max_iterations?)" in result.stderr
     invoke("train", tiny, "--config_file", "x.json", code=2)
+    result = invoke("train", tiny, "--run-id", "noop", "max_iterations=abc", code=2)  # was exit 1, after the run started
+    assert "override max_iterations=abc: expected a number, as the config's max_iterations (2)" in result.output
 
 
 def test_train_interrupted_shows_no_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -62,8 +62,9 @@ def train(
     configs/logging.conf are used when present, bundle_root is set to BUNDLE_DIR, and every OVERRIDE
     (KEY=VALUE, or --KEY VALUE as monai.bundle takes them; nested keys with #) replaces a config value.
     Values are read as JSON when they are JSON (numbers, true/false, lists), otherwise as strings.
-    A config file that cannot be read, or that has no --run-id, is one line (exit status 2); an override of a
-    key the config lacks is added, as monai.bundle does, with a warning naming the closest key.
+    A config file that cannot be read, or that has no --run-id, is one line (exit status 2), and so is a
+    non-number for a key whose config value is a number; an override of a key the config lacks is added, as
+    monai.bundle does, with a warning naming the closest key.
 
     \b
     Examples:
@@ -139,9 +140,12 @@ def _check_config(files: Sequence[Path], run_id: str, overrides: dict[str, Any])
     if run_id not in overrides and parser.get(run_id, missing) is missing:
         raise InputError(f"{files[-1]}: no id '{run_id}' to run (--run-id){did_you_mean(run_id)}")
     run_args = set(inspect.signature(run).parameters)
-    for key in overrides:
-        if key not in run_args and parser.get(key, missing) is missing:
+    for key, value in overrides.items():
+        default = missing if key in run_args else parser.get(key, missing)
+        if key not in run_args and default is missing:
             logging.getLogger("ldct_invrep").warning("override %s: no such key in the config, added as a new one%s", key, did_you_mean(key))
+        elif isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, str):
+            raise click.UsageError(f"override {key}={value}: expected a number, as the config's {key} ({default!r})")
 
 
 def _shell_quote(text: str) -> str:
