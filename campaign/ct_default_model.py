@@ -24,6 +24,10 @@ the schedules from the state.
 clean domain's own level taken from the cache's pairs (``ldct_invrep.data.clean_noise``), so the clean
 generator is not asked to invent normal-dose grain (session-5 probe, docs/shipped_weights.md). Give it on
 every chunk of such a run.
+
+``--base-channels`` and ``--n-res`` widen or deepen the ``ct`` preset (the bundle's ``base_channels`` and
+``n_res``), for a run sized for a smaller self-ensemble (session-6 campaign, docs/shipped_weights.md). Give them
+on every chunk of such a run: the scores build the network from them.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ def run_chunk(args: argparse.Namespace, start: Path | None, until: int, log) -> 
     ]  # fmt: skip
     if args.clean_domain_noise:
         cmd += ["--clean_domain_noise", "True"]
+    for key, value in network_overrides(args).items():
+        cmd += [f"--{key}", str(value)]
     if start is not None:
         cmd += ["--resume_from", str(start)]
     shown = " ".join(os.path.relpath(c, REPO) if os.path.isabs(c) else c for c in cmd[1:]).replace(str(REPO) + "/", "")
@@ -86,8 +92,14 @@ def set_lr_half_life(start: Path, it: int, half_life: int, work: Path, log) -> P
     return out
 
 
-def score(restorer_ckpt: Path, cache_file: Path, dataset_dir: Path) -> list[dict]:
-    """Single-pass abdomen-window scores of the Restorer in ``restorer_ckpt`` (a full training state)."""
+def network_overrides(args: argparse.Namespace) -> dict[str, int]:
+    """The ``ct`` preset's fields this run changes (``base_channels``, ``n_res``), as given."""
+    return {k: v for k, v in (("base_channels", args.base_channels), ("n_res", args.n_res)) if v is not None}
+
+
+def score(restorer_ckpt: Path, cache_file: Path, dataset_dir: Path, overrides: dict[str, int]) -> list[dict]:
+    """Single-pass abdomen-window scores of the Restorer in ``restorer_ckpt`` (a full training state of the
+    ``ct`` preset with ``overrides``)."""
     from ldct_invrep.data import load_ct_training_cache
     from ldct_invrep.evaluation.pairs import cache_test_dose_fractions
     from ldct_invrep.data.dev_pairs import read_dev_pairs
@@ -95,7 +107,7 @@ def score(restorer_ckpt: Path, cache_file: Path, dataset_dir: Path) -> list[dict
     from ldct_invrep.metrics import compute_metrics
     from ldct_invrep.networks import LIRNet, get_config
 
-    net = LIRNet(get_config("ct"))
+    net = LIRNet(get_config("ct", **overrides))
     net.load_state_dict(torch.load(restorer_ckpt, map_location="cpu", weights_only=False)["network"])
     denoiser = SliceDenoiser(net.restorer().eval(), batch_size=1)
     cache = load_ct_training_cache(cache_file, units="hu")
@@ -141,6 +153,8 @@ def main() -> None:
     p.add_argument("--lr-half-life", type=int, default=None, help="anneal: learning rates halve every N iterations from here")
     p.add_argument("--clean-domain-noise", action="store_true",
                    help="D_Y judges the translation plus the clean domain's own noise (data.clean_noise; not in the paper)")
+    p.add_argument("--base-channels", type=int, default=None, help="the ct preset's channels (default 16)")
+    p.add_argument("--n-res", type=int, default=None, help="the ct preset's residual blocks (default 4)")
     args = p.parse_args()
     args.work, args.state = args.work.resolve(), args.state.resolve()
     args.dataset_dir = args.dataset_dir.resolve()
@@ -163,7 +177,7 @@ def main() -> None:
                 raise SystemExit(f"chunk to {target} left no newer checkpoint (see {args.state / 'train.log'})")
             with atomic_replace(args.state / "checkpoint.pt") as tmp:
                 shutil.copyfile(ckpt, tmp)
-            rows = score(ckpt, args.work / "cache" / "ct_default_model.npz", args.dataset_dir)
+            rows = score(ckpt, args.work / "cache" / "ct_default_model.npz", args.dataset_dir, network_overrides(args))
             new = not curve.is_file()
             with open(curve, "a", newline="", encoding="utf-8") as f:
                 w = csv.DictWriter(f, CURVE_FIELDS)
