@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ldct_invrep.inference import SliceDenoiser
+from ldct_invrep.io.checkpoint import SELF_ENSEMBLE_SIZES
 from ldct_invrep.networks import Restorer, count_parameters, get_config
 from ldct_invrep.package_files import default_weights_path, sample_series_path
 
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4])
     p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument("--channels-last", nargs="+", default=["off", "on"], choices=["off", "on"])
-    p.add_argument("--self-ensemble", type=int, nargs="+", default=[1], choices=[1, 4, 8],
+    p.add_argument("--self-ensemble", type=int, nargs="+", default=[1], choices=SELF_ENSEMBLE_SIZES,
                    help="self-ensemble sizes to time the checkpoint with (presets: 1 only)")
     p.add_argument("--max-seconds", type=float, default=90.0,
                    help="skip a configuration whose estimated time (from FLOPs and the speed seen so far) exceeds this")

@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from ldct_invrep.engine.checkpoint import average_checkpoints, checkpoint_iterations  # noqa: E402
-from ldct_invrep.io.checkpoint import save_restorer  # noqa: E402
+from ldct_invrep.io.checkpoint import SELF_ENSEMBLE_SIZES, save_restorer  # noqa: E402
 from ldct_invrep.networks import LIRNet, get_config  # noqa: E402
 from ldct_invrep.recipes import HELD_OUT_PATIENTS  # noqa: E402
 
@@ -33,19 +33,23 @@ def main() -> None:
     p.add_argument("--run", type=Path, required=True, help="the campaign's --work folder")
     p.add_argument("--average-from", type=int, required=True)
     p.add_argument("--average-to", type=int, default=None, help="last checkpoint iteration in the mean (default: all)")
-    p.add_argument("--self-ensemble", type=int, default=4, choices=(1, 4, 8))
+    p.add_argument("--self-ensemble", type=int, default=4, choices=SELF_ENSEMBLE_SIZES)
     p.add_argument("--reference-noise", type=float, default=10.0, help="reference_noise_hu in the header (0: off)")
+    p.add_argument("--base-channels", type=int, default=None, help="as the campaign's (default: the ct preset's 16)")
+    p.add_argument("--n-res", type=int, default=None, help="as the campaign's (default: the ct preset's 4)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     found = {i: f for i, f in checkpoint_iterations(args.run / "models").items() if i >= args.average_from and (args.average_to is None or i <= args.average_to)}
     if not found:
         raise SystemExit(f"{args.run}/models: no checkpoint from iteration {args.average_from} on")
-    net = average_checkpoints(LIRNet(get_config("ct")), list(found.values()))
+    overrides = {k: v for k, v in (("base_channels", args.base_channels), ("n_res", args.n_res)) if v is not None}
+    net = average_checkpoints(LIRNet(get_config("ct", **overrides)), list(found.values()))
     manifest = json.loads((args.run / "cache" / "ct_default_model.json").read_text(encoding="utf-8"))
     its = sorted(found)
     header = {
         "bundle": "ldct_simulated (configs/train.json + configs/train_default_model.json)",
         "preset": "ct",
+        **overrides,
         "ablation": "full",
         "semantic_weight": 0.0,
         "adversarial_weight": 1.0,

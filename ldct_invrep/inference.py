@@ -69,7 +69,7 @@ class SliceDenoiser:
 
     Pixels outside ``hu_range`` (padding outside the field of view, dense metal) are not what the network
     was trained on; they keep their input value so a derived series never loses them. ``self_ensemble``
-    (1, 4 or 8) averages the outputs over that many flipped/transposed copies (:class:`SelfEnsembleInferer`).
+    (1, 2, 4 or 8) averages the outputs over that many flipped/transposed copies (:class:`SelfEnsembleInferer`).
     ``reference_noise_hu`` > 0 blends each slice back towards its input by the noise a normal-dose reference
     keeps (:mod:`ldct_invrep.transforms.reference_noise`); 0 returns the network's output alone.
     On the CPU it keeps freed memory in the process (:func:`~ldct_invrep.cpu_memory.retain_freed_memory`).

@@ -3,7 +3,7 @@
 Not part of LIR; a standard restoration practice (Timofte et al., CVPR 2016, "Seven ways to improve
 example-based single image super resolution"; Lim et al., CVPRW 2017, EDSR+). A small denoiser does not
 respond to noise in exactly the same way at every orientation, and CT noise itself is anisotropic, so
-averaging its outputs over the 8 rotations/reflections of the square (or the 4 flips) cancels part of what
+averaging its outputs over the 8 rotations/reflections of the square (or the 4 flips, or 2) cancels part of what
 it gets wrong (docs/shipped_weights.md measures it on the shipped model). Costs ``n_transforms`` forward passes.
 
 MONAI's ``monai.data.TestTimeAugmentation`` draws *random* invertible dictionary transforms to estimate
@@ -20,14 +20,15 @@ import torch
 from monai.inferers import Inferer, SimpleInferer
 from torch import Tensor
 
-__all__ = ["SELF_ENSEMBLE_SIZES", "SelfEnsembleInferer"]
+from ldct_invrep.io.checkpoint import SELF_ENSEMBLE_SIZES
 
-#: 1: the input only; 4: horizontal, vertical and both flips; 8: those and their transposes (the dihedral group).
-SELF_ENSEMBLE_SIZES = (1, 4, 8)
+__all__ = ["SELF_ENSEMBLE_SIZES", "SelfEnsembleInferer"]
 
 
 def _transform(x: Tensor, k: int) -> Tensor:
-    """Element ``k`` (0-7) of the dihedral group on the last two axes: bit 0 flips W, bit 1 flips H, bit 2 transposes."""
+    """Element ``k`` (0-7) of the dihedral group on the last two axes: bit 0 flips W, bit 1 flips H, bit 2 transposes.
+    The first ``n`` elements of a self-ensemble of ``n`` (:data:`SELF_ENSEMBLE_SIZES`) are: the input (1), and its
+    horizontal flip (2), and the vertical and both flips (4), and the transposes of these (8)."""
     if k & 1:
         x = torch.flip(x, dims=(-1,))
     if k & 2:

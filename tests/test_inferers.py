@@ -25,7 +25,7 @@ def test_the_eight_transforms_are_distinct_and_inverted() -> None:
         assert torch.equal(_inverse(_transform(x, k), k), x)
 
 
-@pytest.mark.parametrize("n", [4, 8])
+@pytest.mark.parametrize("n", [2, 4, 8])
 def test_self_ensemble_is_the_mean_over_the_group(n: int) -> None:
     conv = _asymmetric_conv()
     x = torch.randn(2, 1, 9, 13)  # non-square: transposed copies are 13 x 9

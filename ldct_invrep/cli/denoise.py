@@ -19,6 +19,7 @@ from ldct_invrep.cli.options import (
     threads_option,
 )
 from ldct_invrep.cli.volumes import output_format, rate_line
+from ldct_invrep.io.checkpoint import SELF_ENSEMBLE_SIZES
 
 __all__ = ["denoise"]
 
@@ -41,8 +42,8 @@ logger = logging.getLogger(__name__)
     "far slower on other CPUs.",
 )
 @click.option(
-    "--self-ensemble", type=click.Choice(["1", "4", "8"]), default=None,
-    help="Average the outputs over 4 flips or 8 flips/transposes of each slice (that many times slower; 1: off). "
+    "--self-ensemble", type=click.Choice([str(n) for n in SELF_ENSEMBLE_SIZES]), default=None,
+    help="Average the outputs over 2 or 4 flips or 8 flips/transposes of each slice (that many times slower; 1: off). "
     "[default: the checkpoint's 'self_ensemble' (ldct-invrep info shows it), else 1]",
 )
 @click.option(

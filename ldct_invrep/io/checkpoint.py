@@ -35,7 +35,14 @@ from ldct_invrep.io.atomic import atomic_replace
 if TYPE_CHECKING:
     from torch import nn
 
+#: The header's ``self_ensemble`` sizes (``inferers.SelfEnsembleInferer``): 1 the input only; 2 it and its
+#: horizontal flip (a larger network at the cost of 4 passes of the default one, docs/shipped_weights.md);
+#: 4 the input and its horizontal, vertical and double flips; 8 those and their transposes (the dihedral group).
+#: Here, not in ``inferers``, because the CLI's options read it without importing torch.
+SELF_ENSEMBLE_SIZES = (1, 2, 4, 8)
+
 __all__ = [
+    "SELF_ENSEMBLE_SIZES",
     "FORMAT",
     "FORMAT_VERSION",
     "HEADER_TITLES",
@@ -167,11 +174,9 @@ def check_header(path: str | os.PathLike[str], header: Any) -> dict[str, Any]:
     """``header`` if its run settings are usable, else :class:`InputError` naming ``path`` and the key.
 
     ``hu_range``: two finite HU values, low < high; ``reference_noise_hu``: a finite number >= 0;
-    ``self_ensemble``: one of :data:`ldct_invrep.inferers.SELF_ENSEMBLE_SIZES`; ``config``: a mapping;
+    ``self_ensemble``: one of :data:`SELF_ENSEMBLE_SIZES`; ``config``: a mapping;
     ``format_version``: an integer.
     """
-    from ldct_invrep.inferers import SELF_ENSEMBLE_SIZES
-
     if not isinstance(header, dict):
         raise InputError(f"{path}: checkpoint header is not a JSON object")
     version = header.get("format_version", 0)
