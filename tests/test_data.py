@@ -435,9 +435,14 @@ def test_clean_domain_noise_has_the_normal_dose_level_inside_the_body(tmp_path: 
         assert m.shape == (87, 77) and m[0, 0] == 0.0 and m[43, 38] != 0.0
     with pytest.raises(InputError, match="dose fraction >= 0.9"):
         clean_domain_noise(cache, min_fraction=0.9)
+    # X and Y split apart: the originals of X's slices are read again from the source
     unpaired = tmp_path / "unpaired.npz"
     build_ct_training_cache([src], unpaired, dose_fraction=0.25, seed=0, hold_out=0.2, simulator=own_level_low_dose)
-    with pytest.raises(InputError, match="needs pairs"):
+    maps = clean_domain_noise(unpaired)
+    assert len(maps) == len(json.loads(unpaired.with_suffix(".json").read_text())["sources"][0]["slice_indices"]["train_noisy"])
+    assert np.std(np.concatenate([m[m != 0] for m in maps]) * 2048.0) == pytest.approx(20.0, rel=0.1)
+    src.unlink()
+    with pytest.raises(InputError, match="not found"):
         clean_domain_noise(unpaired)
 
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from ldct_invrep import __version__
 from ldct_invrep.baselines.redcnn import REDCNN
-from ldct_invrep.data.ct_cache import open_ct_cache
+from ldct_invrep.data.ct_cache import iter_simulated_training_pairs
 from ldct_invrep.data.datasets import area_probabilities
 from ldct_invrep.errors import InputError
 from ldct_invrep.io.atomic import atomic_replace
@@ -56,45 +56,21 @@ AIR_HU = -900.0
 def load_paired_training_slices(
     cache_path: str | Path, max_slices: int | None = None, seed: int = 0, *, resampled: bool = True, min_size: int = 0
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
-    """(noisy HU, clean HU, names) of the cache's simulated training slices paired with their originals.
+    """(noisy HU, clean HU clipped to the network range, names) of the cache's simulated training slices paired
+    with their originals (``data.ct_cache.iter_simulated_training_pairs``, ``resampled`` as there).
 
-    The cache (``ldct_invrep.data.ct_cache``) stores, per source, ``noisy_copies`` simulated low-dose copies
-    of each ``train_noisy`` slice. When it was built with ``unpaired_split=False`` its ``train_clean`` set
-    holds the same slices, so each copy is paired with its original from the cache itself, the resampled
-    copies (``resampled``) included. Otherwise the originals are read again from the manifest's sources
-    (which must still exist at the recorded paths) and only slices at their acquired spacing are paired.
     ``min_size`` keeps slices at least that many pixels on each side; ``max_slices`` a seeded random subset
-    (e.g. for tuning). Names are ``source:slice`` (``source@0.7mm:slice`` for resampled copies). Never
-    contains a held-out test slice.
+    (e.g. for tuning). Never contains a held-out test slice.
     """
-    cache_path = Path(cache_path)
-    manifest, data = open_ct_cache(cache_path)
-    copies = int(manifest.get("noisy_copies", 1))
     noisy_all: list[np.ndarray] = []
     clean_all: list[np.ndarray] = []
     names: list[str] = []
-    with data:
-        for entry in manifest["sources"]:
-            indices = list(entry["slice_indices"]["train_noisy"])
-            if not indices:
-                continue
-            tag = f"{entry['index']:03d}"
-            paired = indices == list(entry["slice_indices"]["train_clean"])
-            groups = [(f"train_noisy_{tag}", f"train_clean_{tag}", entry["name"])]
-            if paired and resampled:
-                groups += [(f"train_noisy_{tag}_{r['key']}", f"train_clean_{tag}_{r['key']}",
-                            f"{entry['name']}@{r['pixel_spacing_mm']:g}mm") for r in entry.get("resampled", [])]
-            for noisy_key, clean_key, label in groups:
-                noisy = data[noisy_key]
-                if len(noisy) != len(indices) * copies:
-                    raise InputError(f"{cache_path}: {noisy_key} holds {len(noisy)} slices, the manifest {len(indices)} x {copies}")
-                clean = data[clean_key] if paired else _source_slices(cache_path, entry, indices)
-                if min(noisy.shape[1:]) < min_size:
-                    continue
-                for j, n in enumerate(noisy):
-                    noisy_all.append(n.astype(np.float32))
-                    clean_all.append(np.clip(clean[j // copies], *HU_RANGE).astype(np.float32))
-                    names.append(f"{label}:{indices[j // copies]}")
+    for pair in iter_simulated_training_pairs(cache_path, resampled=resampled):
+        if min(pair.noisy.shape) < min_size:
+            continue
+        noisy_all.append(pair.noisy)
+        clean_all.append(np.clip(pair.clean, *HU_RANGE))
+        names.append(pair.name)
     if not noisy_all:
         raise InputError(f"{cache_path}: the cache has no training slices" + (f" of at least {min_size} pixels" if min_size else ""))
     if max_slices is not None and max_slices < len(noisy_all):
@@ -103,20 +79,6 @@ def load_paired_training_slices(
         clean_all = [clean_all[i] for i in keep]
         names = [names[i] for i in keep]
     return noisy_all, clean_all, names
-
-
-def _source_slices(cache_path: Path, entry: dict[str, Any], indices: list[int]) -> np.ndarray:
-    """The normal-dose slices ``indices`` of a cache source, read again from its recorded path."""
-    from ldct_invrep.data.ct_volumes import read_ct_volumes
-
-    source = Path(entry["source"])
-    if not source.exists():
-        raise InputError(f"{source}: source of {cache_path} not found (needed for the normal-dose originals)")
-    volumes = read_ct_volumes(source)
-    volume = ([v for v in volumes if v.name == entry["name"]] or volumes[:1])[0]
-    if list(volume.hu.shape) != list(entry["shape"]):
-        raise InputError(f"{source}: shape {volume.hu.shape} differs from the cache's {entry['shape']}")
-    return volume.hu[indices]
 
 
 def extract_paired_patches(

@@ -15,8 +15,7 @@ Only copies at ``f >= min_fraction`` (default 0.2) are used: at lower doses phot
 difference grow faster than ``sqrt(1/f - 1)`` (on the sample series the scaled soft-tissue noise is 16-17 HU
 from f = 0.2 to 0.5 and 18-20 HU at f = 0.05-0.1). Only the body (pixels of the normal-dose slice above
 ``AIR_THRESHOLD_HU``) keeps its noise; the map is cropped to the body's bounding box so that random patches
-of it hold noise. Not in MONAI: it reads the
-cache layout of :mod:`ldct_invrep.data.ct_cache`.
+of it hold noise. Not in MONAI: it reads the cache of :mod:`ldct_invrep.data.ct_cache`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldct_invrep.data.ct_cache import TRAIN_SETS, open_ct_cache
+from ldct_invrep.data.ct_cache import iter_simulated_training_pairs
 from ldct_invrep.data.datasets import AIR_THRESHOLD_HU
 from ldct_invrep.errors import InputError
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net
@@ -58,32 +57,14 @@ def _span(index: np.ndarray, length: int, min_size: int) -> slice:
 
 def clean_domain_noise(path: str | Path, min_fraction: float = 0.2, min_size: int = 64) -> list[np.ndarray]:
     """One noise map (:func:`noise_at_own_dose`) per simulated training copy of the cache ``path`` at a dose
-    fraction of at least ``min_fraction``, resampled copies included; needs a cache whose X and Y hold the same
-    slices (``unpaired_split=False``)."""
-    path = Path(path)
-    manifest, data = open_ct_cache(path)
-    copies = int(manifest.get("noisy_copies", 1))
+    fraction of at least ``min_fraction`` (``data.ct_cache.iter_simulated_training_pairs``)."""
     maps: list[np.ndarray] = []
-    with data:
-        for entry in manifest["sources"]:
-            indices = entry["slice_indices"]
-            if not indices["train_noisy"]:
-                continue
-            if indices["train_noisy"] != indices["train_clean"]:
-                raise InputError(f"{path}: {entry['name']}: X and Y hold different slices; clean-domain noise needs pairs")
-            tag = f"{entry['index']:03d}"
-            groups = [("", entry["train_noisy_dose_fractions"])]
-            groups += [(f"_{r['key']}", r["dose_fractions"]) for r in entry.get("resampled", [])]
-            for suffix, fractions in groups:
-                noisy, clean = (data[f"{k}_{tag}{suffix}"] for k in TRAIN_SETS)
-                if len(noisy) != len(fractions) or len(noisy) != len(clean) * copies:
-                    raise InputError(f"{path}: train_noisy_{tag}{suffix}: {len(noisy)} slices, {len(fractions)} dose "
-                                     f"fractions, {len(clean)} clean slices x {copies} copies")  # fmt: skip
-                for j, (x, f) in enumerate(zip(noisy, fractions, strict=True)):
-                    if f < min_fraction:
-                        continue
-                    y = np.clip(clean[j // copies], *NETWORK_HU_RANGE)
-                    maps.append(noise_at_own_dose(x.astype(np.float32), y.astype(np.float32), float(f), min_size))
+    for pair in iter_simulated_training_pairs(path):
+        if pair.dose_fraction is None:
+            raise InputError(f"{path}: {pair.name}: the cache records no dose fractions (rebuild it) to scale its noise by")
+        if pair.dose_fraction >= min_fraction:
+            y = np.clip(pair.clean, *NETWORK_HU_RANGE)
+            maps.append(noise_at_own_dose(pair.noisy, y, pair.dose_fraction, min_size))
     if not maps:
         raise InputError(f"{path}: no simulated training pair at a dose fraction >= {min_fraction} to take clean-domain noise from")
     return maps

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,14 +37,23 @@ import numpy as np
 
 from ldct_invrep import __version__
 from ldct_invrep.data.cache_simulation import Simulator, SliceSimulator, default_simulator, dose_draws
-from ldct_invrep.data.ct_volumes import PADDING_BELOW_HU, iter_ct_volumes
+from ldct_invrep.data.ct_volumes import PADDING_BELOW_HU, iter_ct_volumes, read_ct_volumes
 from ldct_invrep.data.datasets import AIR_THRESHOLD_HU, split_unpaired
 from ldct_invrep.data.image_sets import sha256_file
 from ldct_invrep.errors import InputError
 from ldct_invrep.io.atomic import atomic_output_file
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net
 
-__all__ = ["CTCache", "assign_slices", "build_ct_training_cache", "load_ct_training_cache", "open_ct_cache", "resample_slices"]
+__all__ = [
+    "CTCache",
+    "SimulatedPair",
+    "assign_slices",
+    "build_ct_training_cache",
+    "iter_simulated_training_pairs",
+    "load_ct_training_cache",
+    "open_ct_cache",
+    "resample_slices",
+]
 
 HU_RANGE = NETWORK_HU_RANGE
 CACHE_FORMAT = 1
@@ -320,3 +329,68 @@ def load_ct_training_cache(path: str | Path, units: str = "net") -> CTCache:
                 arr = data[key].astype(np.float32)
                 sets[k].extend(list(hu_to_net(arr) if units == "net" else arr))
     return CTCache(**sets, manifest=manifest, units=units)
+
+
+@dataclass(frozen=True)
+class SimulatedPair:
+    """One simulated training copy of a cache and its normal-dose original (HU, as stored, float32)."""
+
+    name: str  # "source:slice", "source@0.7mm:slice" for a resampled copy
+    noisy: np.ndarray
+    clean: np.ndarray
+    dose_fraction: float | None  # of the slice's own dose; None in a cache that did not record it
+
+
+def iter_simulated_training_pairs(path: str | Path, *, resampled: bool = True) -> Iterator[SimulatedPair]:
+    """Every simulated training copy of the cache ``path`` with its original, its dose fraction and its name.
+
+    The cache stores ``noisy_copies`` simulated copies of each ``train_noisy`` slice. Built with
+    ``unpaired_split=False`` its ``train_clean`` set holds the same slices, so the originals come from the cache,
+    resampled copies included (``resampled``). Otherwise the originals are read again from the manifest's sources
+    (which must still be at the recorded paths) and only the copies at the acquired spacing are paired. Held-out
+    test slices are never yielded. A cache whose arrays disagree with its manifest is an ``InputError`` naming
+    the array. The one walk over a cache's pairs: RED-CNN's training data (``baselines.train_redcnn``) and the
+    clean domain's noise maps (``data.clean_noise``) both read it.
+    """
+    path = Path(path)
+    manifest, data = open_ct_cache(path)
+    copies = int(manifest.get("noisy_copies", 1))
+    with data:
+        for entry in manifest["sources"]:
+            indices = list(entry["slice_indices"]["train_noisy"])
+            if not indices:
+                continue
+            tag = f"{entry['index']:03d}"
+            paired = indices == list(entry["slice_indices"]["train_clean"])
+            groups = [("", entry["name"], entry.get("train_noisy_dose_fractions"))]
+            if paired and resampled:
+                groups += [(f"_{r['key']}", f"{entry['name']}@{r['pixel_spacing_mm']:g}mm", r.get("dose_fractions"))
+                           for r in entry.get("resampled", [])]  # fmt: skip
+            for suffix, label, fractions in groups:
+                key = f"train_noisy_{tag}{suffix}"
+                noisy = data[key]
+                clean = data[f"train_clean_{tag}{suffix}"] if paired else _source_slices(path, entry, indices)
+                if len(noisy) != len(indices) * copies or len(clean) != len(indices):
+                    raise InputError(f"{path}: {key}: {len(noisy)} slices and {len(clean)} originals, the manifest "
+                                     f"{len(indices)} x {copies} copies")  # fmt: skip
+                if fractions is not None and len(fractions) != len(noisy):
+                    raise InputError(f"{path}: {key}: {len(noisy)} slices, {len(fractions)} dose fractions")
+                for j, x in enumerate(noisy):
+                    yield SimulatedPair(
+                        name=f"{label}:{indices[j // copies]}",
+                        noisy=x.astype(np.float32),
+                        clean=clean[j // copies].astype(np.float32),
+                        dose_fraction=None if fractions is None else float(fractions[j]),
+                    )
+
+
+def _source_slices(cache_path: Path, entry: dict[str, Any], indices: list[int]) -> np.ndarray:
+    """The normal-dose slices ``indices`` of a cache source, read again from its recorded path."""
+    source = Path(entry["source"])
+    if not source.exists():
+        raise InputError(f"{source}: source of {cache_path} not found (needed for the normal-dose originals)")
+    volumes = read_ct_volumes(source)
+    volume = ([v for v in volumes if v.name == entry["name"]] or volumes[:1])[0]
+    if list(volume.hu.shape) != list(entry["shape"]):
+        raise InputError(f"{source}: shape {volume.hu.shape} differs from the cache's {entry['shape']}")
+    return volume.hu[indices]
