@@ -25,6 +25,9 @@ clean domain's own level taken from the cache's pairs (``ldct_invrep.data.clean_
 generator is not asked to invent normal-dose grain (session-5 probe, docs/shipped_weights.md). Give it on
 every chunk of such a run.
 
+``--score-weights CKPT`` trains nothing: it prints an exported checkpoint's scores as deployed (its header's
+self-ensemble and reference noise), the figure the campaigns' adoption rules compare.
+
 ``--base-channels`` and ``--n-res`` widen or deepen the ``ct`` preset (the bundle's ``base_channels`` and
 ``n_res``), for a run sized for a smaller self-ensemble (session-6 campaign, docs/shipped_weights.md). Give them
 on every chunk of such a run: the scores build the network from them.
@@ -100,16 +103,22 @@ def network_overrides(args: argparse.Namespace) -> dict[str, int]:
 def score(restorer_ckpt: Path, cache_file: Path, dataset_dir: Path, overrides: dict[str, int]) -> list[dict]:
     """Single-pass abdomen-window scores of the Restorer in ``restorer_ckpt`` (a full training state of the
     ``ct`` preset with ``overrides``)."""
-    from ldct_invrep.data import load_ct_training_cache
-    from ldct_invrep.evaluation.pairs import cache_test_dose_fractions
-    from ldct_invrep.data.dev_pairs import read_dev_pairs
     from ldct_invrep.inference import SliceDenoiser
-    from ldct_invrep.metrics import compute_metrics
     from ldct_invrep.networks import LIRNet, get_config
 
     net = LIRNet(get_config("ct", **overrides))
     net.load_state_dict(torch.load(restorer_ckpt, map_location="cpu", weights_only=False)["network"])
-    denoiser = SliceDenoiser(net.restorer().eval(), batch_size=1)
+    return score_denoiser(SliceDenoiser(net.restorer().eval(), batch_size=1), cache_file, dataset_dir)
+
+
+def score_denoiser(denoiser, cache_file: Path, dataset_dir: Path) -> list[dict]:
+    """Abdomen-window scores of ``denoiser`` (an ``inference.SliceDenoiser``) on the cache's simulated held-out
+    pairs and the real development pairs."""
+    from ldct_invrep.data import load_ct_training_cache
+    from ldct_invrep.data.dev_pairs import read_dev_pairs
+    from ldct_invrep.evaluation.pairs import cache_test_dose_fractions
+    from ldct_invrep.metrics import compute_metrics
+
     cache = load_ct_training_cache(cache_file, units="hu")
     fractions = cache_test_dose_fractions(cache.manifest)
     names = [f"sim_f{f:g}" for f in fractions]
@@ -142,6 +151,20 @@ def summarise(rows: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def score_weights(path: Path, cache_file: Path, dataset_dir: Path) -> None:
+    """Print the scores of an exported checkpoint run as its header says (self-ensemble, reference noise): the
+    figure a campaign's adoption rule compares (the mean over the simulated held-out pairs, all fractions)."""
+    from ldct_invrep.inference import SliceDenoiser
+
+    denoiser, header = SliceDenoiser.from_checkpoint(path, batch_size=1)
+    rows = score_denoiser(denoiser, cache_file, dataset_dir)
+    sim = [r for r in rows if r["split"] == "sim"]
+    print(f"{path} (self-ensemble {denoiser.self_ensemble}, reference noise {header.get('reference_noise_hu', 0)} HU), "
+          f"abdomen PSNR input -> output: {summarise(rows)}")  # fmt: skip
+    print(f"simulated held-out pairs, all fractions ({len(sim)}): {np.mean([r['input_psnr'] for r in sim]):.2f} -> "
+          f"{np.mean([r['psnr'] for r in sim]):.2f} dB")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset-dir", type=Path, required=True, help="holds ct_nifti/, ct_more/ (and the dev pairs)")
@@ -155,7 +178,14 @@ def main() -> None:
                    help="D_Y judges the translation plus the clean domain's own noise (data.clean_noise; not in the paper)")
     p.add_argument("--base-channels", type=int, default=None, help="the ct preset's channels (default 16)")
     p.add_argument("--n-res", type=int, default=None, help="the ct preset's residual blocks (default 4)")
+    p.add_argument("--score-weights", type=Path, default=None, metavar="CKPT",
+                   help="train nothing: print the scores of an exported checkpoint as deployed (its header's self-ensemble "
+                   "and reference noise) on --work's cache and the real pairs")
     args = p.parse_args()
+    if args.score_weights is not None:
+        torch.set_num_threads(args.threads)
+        score_weights(args.score_weights, args.work / "cache" / "ct_default_model.npz", args.dataset_dir)
+        return
     args.work, args.state = args.work.resolve(), args.state.resolve()
     args.dataset_dir = args.dataset_dir.resolve()
     args.state.mkdir(parents=True, exist_ok=True)
