@@ -76,6 +76,19 @@ def write_ct_slice(
     ds.save_as(path, enforce_file_format=True)
 
 
+def load_script(path: str, name: str | None = None):
+    """The repository's script ``path`` (e.g. ``"benchmarks/dev_pairs.py"``, a file outside the package) loaded as a
+    module named ``name`` (default: its file name), for tests that call its functions."""
+    import importlib.util
+
+    file = Path(__file__).resolve().parents[1] / path
+    spec = importlib.util.spec_from_file_location(name or file.stem, file)
+    assert spec is not None and spec.loader is not None, file
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @cache
 def _dose_relative_check():
     """benchmarks/dose_relative_check.py as a module (it imports its sibling lowdose_calibration)."""

@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from _helpers import one_thread_fixture
+from _helpers import load_script, one_thread_fixture
 from conftest import REPO_ROOT
 from pydicom.uid import ExplicitVRLittleEndian
 from test_cli import copy_slices, error_lines, invoke, make_tiny_weights
@@ -498,17 +498,12 @@ def test_bundle_adapt_under_torchrun(tiny_state: Path, my_scanner: Path, tmp_pat
 def test_adapt_eval_benchmark_smoke(tiny_state: Path, tmp_path: Path) -> None:
     """benchmarks/adapt_eval.py at a tiny budget: adapts on the real quarter-dose slices only, scores all three."""
     import hashlib
-    import importlib.util
-
     from conftest import shared_path
 
     from ldct_invrep.data.dev_pairs import read_dev_pairs
 
     root = shared_path("ldct_pairs_dev", "eunh_low_dose_CT").parents[1]
-    spec = importlib.util.spec_from_file_location("adapt_eval", REPO_ROOT / "benchmarks" / "adapt_eval.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    result = module.main([
+    result = load_script("benchmarks/adapt_eval.py").main([
         "--dataset-dir", str(root), "--from", str(tiny_state), "--iterations", "2", "--batch-size", "2",
         "--checkpoint-every", "2", "--threads", "1", "--quiet", "--work", str(tmp_path),
     ])  # fmt: skip

@@ -5,7 +5,6 @@ its header, and ``--score-weights`` prints the adoption rule's figure for the ch
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -13,20 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _helpers import one_thread_fixture
-from conftest import REPO_ROOT
+from _helpers import load_script, one_thread_fixture
 
 from ldct_invrep.engine import read_header
 from ldct_invrep.metrics import compute_metrics
 
 _one_thread = one_thread_fixture()
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "campaign" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cache(work: Path) -> Path:
@@ -50,7 +41,7 @@ def _cache(work: Path) -> Path:
 def test_wide_campaign_chunk_export_and_score(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from ldct_invrep.networks import LIRNet, get_config
 
-    campaign, export = _load("ct_default_model"), _load("export_default_model")
+    campaign, export = load_script("campaign/ct_default_model.py"), load_script("campaign/export_default_model.py")
     work, state, data = tmp_path / "work", tmp_path / "state", tmp_path / "no_pairs"
     work.mkdir()
     data.mkdir()

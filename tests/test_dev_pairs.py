@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import write_ct_slice
+from _helpers import load_script, write_ct_slice
 from click.testing import CliRunner
 from PIL import Image
 from scipy.io import savemat
@@ -131,13 +131,7 @@ def test_entry_reader_names_the_file_and_the_problem(tmp_path) -> None:
 
 
 def _bench_module():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "dev_pairs.py"
-    spec = importlib.util.spec_from_file_location("dev_pairs_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/dev_pairs.py", "dev_pairs_bench")
 
 
 @pytest.mark.filterwarnings("ignore:blind BM3D:UserWarning")

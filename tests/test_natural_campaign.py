@@ -5,27 +5,18 @@ campaign/plot_natural_curve.py draws the curve."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from _helpers import one_thread_fixture
-from conftest import REPO_ROOT
+from _helpers import load_script, one_thread_fixture
 from PIL import Image
 
 from ldct_invrep.engine import read_header
 
 _one_thread = one_thread_fixture()
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "campaign" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _data(root: Path) -> Path:
@@ -38,7 +29,7 @@ def _data(root: Path) -> Path:
 
 
 def test_campaign_chunks_exports_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    campaign = _load("natural_colour")
+    campaign = load_script("campaign/natural_colour.py")
     chunks: list[tuple[str, int, str | None]] = []
 
     def fake_chunk(args, variant, work, start, until, log):  # a chunk's checkpoint, without the training
@@ -91,7 +82,7 @@ def test_campaign_chunks_exports_and_resumes(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(SystemExit, match="not a multiple"):
         campaign.main(argv + ["--chunk", "3"])
 
-    plot = _load("plot_natural_curve")
+    plot = load_script("campaign/plot_natural_curve.py")
     curves = plot.read_curve(state / "curve.csv")
     assert list(curves[("full", "test")]) == [4, 6, 10, 14]
     plot.plot(curves, tmp_path / "curve.png")

@@ -5,14 +5,13 @@ docs/results.md (benchmarks/reproduce_tables.py) giving the same numbers for the
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from _helpers import one_thread_fixture
+from _helpers import load_script, one_thread_fixture
 from conftest import REPO_ROOT, shared_path
 from PIL import Image
 
@@ -98,10 +97,7 @@ def test_poisson_input_level_on_kodak_matches_an_independent_computation() -> No
 
 # --------------------------------------------------------------------------------------------- one number
 def _reproduce_tables():
-    spec = importlib.util.spec_from_file_location("reproduce_tables", REPO_ROOT / "benchmarks" / "reproduce_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/reproduce_tables.py")
 
 
 def _bundle_raw(folder: Path, metric: str) -> dict[str, float]:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import load_script
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("reproduce_tables", REPO_ROOT / "benchmarks" / "reproduce_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/reproduce_tables.py")
 
 
 def _lir_checkpoint(path: Path, iterations: int, data: str, in_channels: int = 1, **header) -> Path:

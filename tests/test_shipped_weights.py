@@ -15,6 +15,7 @@ from ldct_invrep.metrics import compute_metrics
 from ldct_invrep.package_files import default_weights_path
 from ldct_invrep.transforms.lowdose import simulate_low_dose
 
+from _helpers import load_script
 from conftest import shared_path
 
 pytestmark = pytest.mark.skipif(not default_weights_path().is_file(), reason="no shipped weights in the package")
@@ -93,15 +94,9 @@ def test_shipped_weights_improve_the_real_mayo_pair(mayo_pair: tuple[Path, Path]
 def test_ldct_simulated_eval_metrics_are_what_the_shipped_weights_give() -> None:
     """The bundle's metadata.json ``eval_metrics`` are the output of ``benchmarks/shipped_weights_metrics.py``
     (``--write``) on the shipped weights: measured, not typed."""
-    import importlib.util
     import json
 
-    from conftest import REPO_ROOT
-
-    spec = importlib.util.spec_from_file_location("shipped_weights_metrics", REPO_ROOT / "benchmarks" / "shipped_weights_metrics.py")
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("benchmarks/shipped_weights_metrics.py")
     measured = script.measure(shared_path())
     meta = json.loads(script.METADATA.read_text(encoding="utf-8"))
     assert meta["eval_metrics"].keys() == measured.keys()
