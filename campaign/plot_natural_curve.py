@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-matplotlib.use("Agg")
+from figures import finish_and_save  # noqa: E402 (selects the Agg backend before pyplot)
 import matplotlib.pyplot as plt  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+PANELS = (("AWGN, sigma 25", ("full", "a", "b", "c")), ("Poisson", ("poisson",)))
 LABELS = {"full": "full model", "a": "(a) no E_X^N", "b": "(b) no D_R", "c": "(c) no BCM", "poisson": "full model, Poisson"}
 
 
@@ -34,7 +36,7 @@ def read_curve(path: Path) -> dict[tuple[str, str], dict[int, tuple[float, float
 
 def plot(curves: dict[tuple[str, str], dict[int, tuple[float, float]]], out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, (title, variants) in zip(axes, (("AWGN, sigma 25", ("full", "a", "b", "c")), ("Poisson", ("poisson",)))):
+    for ax, (_, variants) in zip(axes, PANELS):
         for variant in variants:
             colour = None
             for split, width in (("test", 2.0), ("val", 0.8)):
@@ -46,16 +48,8 @@ def plot(curves: dict[tuple[str, str], dict[int, tuple[float, float]]], out: Pat
                                label=f"{LABELS[variant]}, {split}")[0]
                 colour = line.get_color()
                 ax.axhline(points[its[0]][0], color=colour, ls="--", lw=0.7)
-        ax.set_title(title)
-        ax.set_xlabel("training iteration")
-        ax.set_ylabel("PSNR [dB] (dashed: input)")
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=7)
-    fig.suptitle("Natural-image campaign (colour): single pass after each chunk")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    finish_and_save(fig, axes, [t for t, _ in PANELS], "PSNR [dB] (dashed: input)",
+                    "Natural-image campaign (colour): single pass after each chunk", out)
 
 
 def main() -> None:

@@ -68,6 +68,16 @@ def test_wide_campaign_chunk_export_and_score(tmp_path: Path, monkeypatch: pytes
     assert sorted({(r["iteration"], r["name"]) for r in rows}) == [(i, n) for i in ("250", "500") for n in ("sim_f0.1", "sim_f0.5")]
     assert len(rows) == 2 * 6 and all(10 < float(r["input_psnr"]) < 40 for r in rows)  # 3 held-out slices x 2 fractions
 
+    plot = load_script("campaign/plot_curve.py")
+    curves = plot.read_curve(state / "curve.csv")
+    assert list(curves["sim mean"]) == [250, 500] and "real mean" not in curves
+    plot.main(["--curve", str(state / "curve.csv"), "--out", str(tmp_path / "one.png")])
+    plot.main(["--curve", str(state / "curve.csv"), "--label", "a", "--curve", str(state / "curve.csv"), "--label", "b",
+               "--out", str(tmp_path / "two.png")])  # fmt: skip
+    assert all((tmp_path / f).read_bytes()[:4] == b"\x89PNG" for f in ("one.png", "two.png"))
+    with pytest.raises(SystemExit):
+        plot.main(["--curve", str(state / "curve.csv"), "--curve", str(state / "curve.csv"), "--label", "a"])
+
     out = tmp_path / "wide.pt"
     monkeypatch.setattr(sys, "argv", ["export_default_model.py", "--run", str(work), "--average-from", "250", "--self-ensemble", "2",
                                       "--reference-noise", "10", "--base-channels", "8", "--n-res", "1", "--out", str(out)])  # fmt: skip
