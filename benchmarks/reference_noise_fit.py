@@ -63,20 +63,21 @@ ORACLE_WEIGHTS = np.round(np.linspace(-0.6, 1.0, 33), 2)
 
 
 def score(denoiser: SliceDenoiser, items, grid: list[float], oracle: bool = False) -> list[dict]:
-    """Per pair: the fraction, the input's PSNR and the PSNR of the blend for each ``S`` of ``grid``; with
-    ``oracle`` also the pair's best weight of ``ORACLE_WEIGHTS`` and its PSNR."""
+    """Per pair of ``items`` ``(group, normal dose, low dose)``: its group (a simulated pair's dose fraction, a real
+    pair's name), the input's PSNR and the PSNR of the blend for each ``S`` of ``grid``; with ``oracle`` also the
+    pair's best weight of ``ORACLE_WEIGHTS`` and its PSNR."""
     rows = []
-    for f, normal, low in items:
+    for group, normal, low in items:
         restored = denoiser.denoise(low)
         sigma = scan_noise_level(low, low < HU_RANGE[0])
         psnr = lambda im: compute_metrics(im, normal, "abdomen")[0].psnr  # noqa: E731
         blends = [psnr(restored + np.float32(reference_noise_weight(sigma, s)) * (low - restored)) for s in grid]
-        rows.append({"f": f, "input": psnr(low), "psnr": blends})
+        rows.append({"group": group, "input": psnr(low), "psnr": blends})
         if oracle:
             by_weight = [psnr(restored + np.float32(w) * (low - restored)) for w in ORACLE_WEIGHTS]
             best = int(np.argmax(by_weight))
             rows[-1].update(oracle_w=float(ORACLE_WEIGHTS[best]), oracle=by_weight[best])
-        print(f"  f={f} sigma_x={sigma if sigma is None else round(sigma, 1)} input {rows[-1]['input']:.2f} "
+        print(f"  {group if isinstance(group, str) else f'f={group}'} sigma_x={sigma if sigma is None else round(sigma, 1)} input {rows[-1]['input']:.2f} "
               f"network {blends[grid.index(0.0)] if 0.0 in grid else float('nan'):.2f}", flush=True)  # fmt: skip
     return rows
 
@@ -88,7 +89,7 @@ def table(rows: list[dict], grid: list[float], fractions: list[float]) -> str:
     for j, s in enumerate(grid):
         cells = []
         for f in fractions:
-            sel = [r for r in rows if r["f"] == f]
+            sel = [r for r in rows if r["group"] == f]
             gain = np.mean([r["psnr"][j] - r["psnr"][0] for r in sel])
             worst = min(r["psnr"][j] - r["input"] for r in sel)
             cells.append(f"{gain:+.2f} / {worst:+.2f}")
@@ -103,7 +104,7 @@ def oracle_table(rows: list[dict], fractions: list, zero: int, rule: int) -> str
     lines = ["| dose | pairs | best weight: mean (range) | oracle gain over network | oracle gain over the rule |",
              "|---|---:|---|---:|---:|"]  # fmt: skip
     for f in fractions:
-        sel = [r for r in rows if r["f"] == f]
+        sel = [r for r in rows if r["group"] == f]
         w = [r["oracle_w"] for r in sel]
         net = np.mean([r["oracle"] - r["psnr"][zero] for r in sel])
         over_rule = np.mean([r["oracle"] - r["psnr"][rule] for r in sel])
@@ -153,7 +154,7 @@ def main() -> None:
         real_rows = score(denoiser, items, [0.0, args.report], oracle=True)
         print("| pair | network | rule | best weight | oracle |\n|---|---:|---:|---:|---:|")
         for r in real_rows:
-            print(f"| {r['f']} | {r['psnr'][0]:.2f} | {r['psnr'][1]:.2f} | {r['oracle_w']:+.2f} | {r['oracle']:.2f} |")
+            print(f"| {r['group']} | {r['psnr'][0]:.2f} | {r['psnr'][1]:.2f} | {r['oracle_w']:+.2f} | {r['oracle']:.2f} |")
 
 
 if __name__ == "__main__":
