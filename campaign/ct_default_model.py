@@ -36,9 +36,7 @@ on every chunk of such a run: the scores build the network from them.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -50,9 +48,11 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # score with this checkout's package (a campaign runs from its own worktree)
+sys.path.insert(0, str(HERE))
 
 from ldct_invrep.engine.checkpoint import latest_training_state  # noqa: E402
 from ldct_invrep.io.atomic import atomic_replace  # noqa: E402
+from chunks import append_curve_rows, commit_state  # noqa: E402
 BUNDLE = REPO / "bundles" / "ldct_simulated"
 CURVE_FIELDS = ["iteration", "minutes", "split", "name", "input_psnr", "psnr", "input_ssim", "ssim", "bias_hu"]
 
@@ -205,16 +205,9 @@ def main() -> None:
             it_new, ckpt = latest_training_state(args.work / "models", args.state / "checkpoint.pt")
             if ckpt is None or it_new <= it:
                 raise SystemExit(f"chunk to {target} left no newer checkpoint (see {args.state / 'train.log'})")
-            with atomic_replace(args.state / "checkpoint.pt") as tmp:
-                shutil.copyfile(ckpt, tmp)
+            commit_state(ckpt, args.state / "checkpoint.pt")
             rows = score(ckpt, args.work / "cache" / "ct_default_model.npz", args.dataset_dir, network_overrides(args))
-            new = not curve.is_file()
-            with open(curve, "a", newline="", encoding="utf-8") as f:
-                w = csv.DictWriter(f, CURVE_FIELDS)
-                if new:
-                    w.writeheader()
-                for r in rows:
-                    w.writerow({"iteration": it_new, "minutes": f"{minutes:.1f}", **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}})
+            append_curve_rows(curve, CURVE_FIELDS, [{"iteration": it_new, "minutes": f"{minutes:.1f}", **r} for r in rows])
             log.write(f"[campaign] iteration {it_new} ({minutes:.1f} min): {summarise(rows)}\n")
             log.flush()
 

@@ -36,7 +36,6 @@ import argparse
 import csv
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -48,9 +47,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # score with this checkout's package (a campaign runs from its own worktree)
+sys.path.insert(0, str(HERE))
 
 from ldct_invrep.engine.checkpoint import checkpoint_iterations, latest_training_state, update_checkpoint_mean  # noqa: E402
-from ldct_invrep.io.atomic import atomic_replace  # noqa: E402
+from chunks import append_curve_rows, commit_state  # noqa: E402
 
 CURVE_FIELDS = ["variant", "iteration", "minutes", "cpu_hours", "split", "images", "input_psnr", "psnr", "input_ssim", "ssim"]
 #: variant -> (bundle, ablation of ``engine.ABLATIONS``, Table)
@@ -197,18 +197,11 @@ def run_variant(args: argparse.Namespace, variant: str, log) -> None:
         it_new, ckpt = latest_training_state(work / "models", state / "checkpoint.pt")
         if ckpt is None or it_new <= it:
             raise SystemExit(f"{variant}: chunk to {target} left no newer checkpoint (see {args.state / 'train.log'})")
-        with atomic_replace(state / "checkpoint.pt") as tmp:
-            shutil.copyfile(ckpt, tmp)
+        commit_state(ckpt, state / "checkpoint.pt")
         cpu_hours = used_so_far(curve, variant)[1] + cpu / 3600.0
         rows = score(args, variant, ckpt)
-        new = not curve.is_file()
-        with open(curve, "a", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, CURVE_FIELDS)
-            if new:
-                w.writeheader()
-            for r in rows:
-                w.writerow({"variant": variant, "iteration": it_new, "minutes": f"{minutes:.1f}", "cpu_hours": f"{cpu_hours:.3f}",
-                            **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}})
+        append_curve_rows(curve, CURVE_FIELDS, [{"variant": variant, "iteration": it_new, "minutes": f"{minutes:.1f}",
+                                                 "cpu_hours": f"{cpu_hours:.3f}", **r} for r in rows])  # fmt: skip
         text = "; ".join(f"{r['split']} {r['input_psnr']:.2f}->{r['psnr']:.2f} dB" for r in rows)
         log.write(f"[campaign] {variant} iteration {it_new} ({minutes:.1f} min, {cpu_hours:.2f} CPU h): {text}\n")
         log.flush()
