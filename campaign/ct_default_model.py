@@ -25,6 +25,10 @@ clean domain's own level taken from the cache's pairs (``ldct_invrep.data.clean_
 generator is not asked to invent normal-dose grain (session-5 probe, docs/shipped_weights.md). Give it on
 every chunk of such a run.
 
+``--average-from A --average-to B`` keeps, after each chunk, the running mean of the checkpoints A..B in
+``--state`` (``mean_A_B.pt``, committed with the state), which ``export_default_model.py --mean`` exports: the
+averaging rule then survives a move to a fresh machine, whose run folder has lost the earlier checkpoints.
+
 ``--score-weights CKPT`` trains nothing: it prints an exported checkpoint's scores as deployed (its header's
 self-ensemble and reference noise), the figure the campaigns' adoption rules compare.
 
@@ -50,7 +54,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # score with this checkout's package (a campaign runs from its own worktree)
 sys.path.insert(0, str(HERE))
 
-from ldct_invrep.engine.checkpoint import latest_training_state  # noqa: E402
+from ldct_invrep.engine.checkpoint import checkpoint_iterations, latest_training_state, update_checkpoint_mean  # noqa: E402
 from ldct_invrep.io.atomic import atomic_replace  # noqa: E402
 from chunks import append_curve_rows, commit_state  # noqa: E402
 BUNDLE = REPO / "bundles" / "ldct_simulated"
@@ -151,6 +155,17 @@ def summarise(rows: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def keep_running_mean(args: argparse.Namespace) -> list[int]:
+    """Fold the run's new checkpoints from ``--average-from`` to ``--average-to`` into ``state/mean_<from>_<to>.pt``
+    (``engine.update_checkpoint_mean``); returns the iterations in the mean."""
+    from ldct_invrep.networks import LIRNet, get_config
+
+    mean = args.state / f"mean_{args.average_from}_{args.average_to}.pt"
+    net = LIRNet(get_config("ct", **network_overrides(args)))
+    found = checkpoint_iterations(args.work / "models")
+    return update_checkpoint_mean(mean, net, found, args.average_from - 1, args.average_to)
+
+
 def score_weights(path: Path, cache_file: Path, dataset_dir: Path) -> None:
     """Print the scores of an exported checkpoint run as its header says (self-ensemble, reference noise): the
     figure a campaign's adoption rule compares (the mean over the simulated held-out pairs, all fractions)."""
@@ -178,10 +193,15 @@ def main() -> None:
                    help="D_Y judges the translation plus the clean domain's own noise (data.clean_noise; not in the paper)")
     p.add_argument("--base-channels", type=int, default=None, help="the ct preset's channels (default 16)")
     p.add_argument("--n-res", type=int, default=None, help="the ct preset's residual blocks (default 4)")
+    p.add_argument("--average-from", type=int, default=None, help="keep the running mean of the checkpoints from this "
+                   "iteration to --average-to in --state (mean_<from>_<to>.pt: the export's --mean, a fresh machine goes on with it)")
+    p.add_argument("--average-to", type=int, default=None)
     p.add_argument("--score-weights", type=Path, default=None, metavar="CKPT",
                    help="train nothing: print the scores of an exported checkpoint as deployed (its header's self-ensemble "
                    "and reference noise) on --work's cache and the real pairs")
     args = p.parse_args()
+    if (args.average_from is None) != (args.average_to is None):
+        p.error("--average-from and --average-to go together")
     if args.score_weights is not None:
         torch.set_num_threads(args.threads)
         score_weights(args.score_weights, args.work / "cache" / "ct_default_model.npz", args.dataset_dir)
@@ -206,6 +226,8 @@ def main() -> None:
             if ckpt is None or it_new <= it:
                 raise SystemExit(f"chunk to {target} left no newer checkpoint (see {args.state / 'train.log'})")
             commit_state(ckpt, args.state / "checkpoint.pt")
+            if args.average_from is not None:
+                keep_running_mean(args)
             rows = score(ckpt, args.work / "cache" / "ct_default_model.npz", args.dataset_dir, network_overrides(args))
             append_curve_rows(curve, CURVE_FIELDS, [{"iteration": it_new, "minutes": f"{minutes:.1f}", **r} for r in rows])
             log.write(f"[campaign] iteration {it_new} ({minutes:.1f} min): {summarise(rows)}\n")

@@ -4,6 +4,11 @@ Restorer with its header (data, recipe, selection, self-ensemble).
 
     python campaign/export_default_model.py --run runs/ct_campaign --average-from 2000 --self-ensemble 4 \
         --out ldct_invrep/weights/lir_ct.pt
+    python campaign/export_default_model.py --run runs/ct_wide --mean campaign/ct_wide24/mean_1750_3500.pt \
+        --base-channels 24 --self-ensemble 2 --out wide.pt
+
+``--mean`` takes the running mean a campaign kept (``ct_default_model.py --average-from/--average-to``) instead
+of the run folder's checkpoints.
 
 The averaging rule (second half of the run) is fixed before looking at any score; the self-ensemble is
 chosen by the inference budget (0.5 s a 512x512 slice on 2 cores, benchmarks/denoise_speed.py).
@@ -19,6 +24,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
@@ -30,22 +37,33 @@ from ldct_invrep.recipes import HELD_OUT_PATIENTS  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, required=True, help="the campaign's --work folder")
-    p.add_argument("--average-from", type=int, required=True)
+    p.add_argument("--run", type=Path, required=True, help="the campaign's --work folder (its cache's manifest goes in the header)")
+    p.add_argument("--average-from", type=int, default=None, help="first checkpoint iteration in the mean")
     p.add_argument("--average-to", type=int, default=None, help="last checkpoint iteration in the mean (default: all)")
     p.add_argument("--self-ensemble", type=int, default=4, choices=SELF_ENSEMBLE_SIZES)
     p.add_argument("--reference-noise", type=float, default=10.0, help="reference_noise_hu in the header (0: off)")
     p.add_argument("--base-channels", type=int, default=None, help="as the campaign's (default: the ct preset's 16)")
     p.add_argument("--n-res", type=int, default=None, help="as the campaign's (default: the ct preset's 4)")
+    p.add_argument("--mean", type=Path, default=None,
+                   help="instead of --average-from/--average-to: a running mean the campaign kept (its --average-from/-to; "
+                   "committed with the state, so it outlives the run folder's checkpoints)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    found = {i: f for i, f in checkpoint_iterations(args.run / "models").items() if i >= args.average_from and (args.average_to is None or i <= args.average_to)}
-    if not found:
-        raise SystemExit(f"{args.run}/models: no checkpoint from iteration {args.average_from} on")
+    if (args.mean is None) == (args.average_from is None):
+        p.error("give --average-from (checkpoints of --run) or --mean (a campaign's running mean), one of them")
     overrides = {k: v for k, v in (("base_channels", args.base_channels), ("n_res", args.n_res)) if v is not None}
-    net = average_checkpoints(LIRNet(get_config("ct", **overrides)), list(found.values()))
+    net = LIRNet(get_config("ct", **overrides))
+    if args.mean is not None:
+        saved = torch.load(args.mean, map_location="cpu", weights_only=True)
+        net.load_state_dict(saved["network"])
+        its = list(saved["iterations"])
+    else:
+        found = {i: f for i, f in checkpoint_iterations(args.run / "models").items() if i >= args.average_from and (args.average_to is None or i <= args.average_to)}
+        if not found:
+            raise SystemExit(f"{args.run}/models: no checkpoint from iteration {args.average_from} on")
+        net = average_checkpoints(net, list(found.values()))
+        its = sorted(found)
     manifest = json.loads((args.run / "cache" / "ct_default_model.json").read_text(encoding="utf-8"))
-    its = sorted(found)
     header = {
         "bundle": "ldct_simulated (configs/train.json + configs/train_default_model.json)",
         "preset": "ct",

@@ -59,7 +59,8 @@ def test_wide_campaign_chunk_export_and_score(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(campaign.subprocess, "run", fake_run)
     monkeypatch.setattr(sys, "argv", ["ct_default_model.py", "--dataset-dir", str(data), "--work", str(work), "--state", str(state),
-                                      "--chunk", "250", "--until", "500", "--threads", "1", "--base-channels", "8", "--n-res", "1"])  # fmt: skip
+                                      "--chunk", "250", "--until", "500", "--threads", "1", "--base-channels", "8", "--n-res", "1",
+                                      "--average-from", "250", "--average-to", "500"])  # fmt: skip
     campaign.main()
     assert len(commands) == 2 and all(c[c.index("--base_channels") + 1] == "8" and c[c.index("--n_res") + 1] == "1" for c in commands)
     assert "--resume_from" in commands[1] and torch.load(state / "checkpoint.pt", weights_only=False)["trainer"]["iteration"] == 500
@@ -83,6 +84,16 @@ def test_wide_campaign_chunk_export_and_score(tmp_path: Path, monkeypatch: pytes
                                       "--reference-noise", "10", "--base-channels", "8", "--n-res", "1", "--out", str(out)])  # fmt: skip
     export.main()
     header = read_header(out)
+    # the running mean the driver kept in the state exports the same Restorer as the run folder's checkpoints
+    assert torch.load(state / "mean_250_500.pt", weights_only=True)["iterations"] == [250, 500]
+    monkeypatch.setattr(sys, "argv", ["export_default_model.py", "--run", str(work), "--mean", str(state / "mean_250_500.pt"),
+                                      "--self-ensemble", "2", "--base-channels", "8", "--n-res", "1", "--out", str(tmp_path / "m.pt")])  # fmt: skip
+    export.main()
+    from ldct_invrep.io.checkpoint import load_restorer
+
+    a, b = load_restorer(out)[0].state_dict(), load_restorer(tmp_path / "m.pt")[0].state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    assert read_header(tmp_path / "m.pt")["averaged_iterations"] == [250, 500]
     assert header["base_channels"] == 8 and header["config"]["base_channels"] == 8 and header["config"]["n_res"] == 1
     assert header["self_ensemble"] == 2 and header["averaged_iterations"] == [250, 500]
     capsys.readouterr()
