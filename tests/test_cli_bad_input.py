@@ -367,6 +367,22 @@ def test_evaluate_pairs_usage_problems_found_before_the_work(tmp_path: Path) -> 
     assert result.stdout == ""  # was refused only after the tables were printed
 
 
+@pytest.mark.parametrize("method", ["bm3d", "bm3d_blind"])
+def test_evaluate_pairs_without_the_bm3d_extra_is_refused_before_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # import bm3d -> ImportError: the extra is not installed
+    good = np.random.default_rng(0).normal(40, 20, (32, 32)).astype(np.float32)
+    datalist, _, _ = _pairs_datalist(tmp_path, good, good)
+    result = invoke("evaluate", "--pairs", datalist, "-m", "input", "-m", method, code=2)  # was exit 1, "unexpected ImportError", mid-run
+    assert error_lines(result) == [
+        f"error: {method}: BM3D needs the optional 'bm3d' package (non-commercial licence): pip install 'ldct-invrep[baselines]'"
+    ]
+    assert result.stdout == "" and "--debug" not in result.stderr
+
+
 def test_prepare_split_is_for_the_ct_sets_only(tmp_path: Path) -> None:
     result = invoke("prepare", "set12", tmp_path, "--split", "patient", "--out", tmp_path / "x.json", code=2)  # was ignored
     assert "--split is for mayo2016 and tcia_ldct only" in result.stderr and not (tmp_path / "x.json").exists()

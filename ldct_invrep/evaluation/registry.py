@@ -59,10 +59,22 @@ def describe(name: str, fn: Callable[..., Any]) -> str:
     return doc.split("\n")[0] if doc else name
 
 
+def _require_bm3d(name: str) -> None:
+    """Import the optional ``bm3d`` extra when a BM3D method is built, so that a missing one is refused (one
+    line naming the method) before any image is read, not at the first call."""
+    from ldct_invrep.baselines.bm3d import _import_bm3d
+
+    try:
+        _import_bm3d()
+    except ImportError as exc:
+        raise InputError(name, str(exc)) from exc
+
+
 # --------------------------------------------------------------------------------------------- CT
 def _bm3d_ct(sigma_hu: float | None) -> Method:
     from ldct_invrep.baselines import bm3d_denoise
 
+    _require_bm3d("bm3d")
     if sigma_hu is None:
         warnings.warn(
             "BM3D sigma not given: estimating it per slice with skimage's wavelet MAD, which is known to be about "
@@ -78,6 +90,7 @@ def _bm3d_ct(sigma_hu: float | None) -> Method:
 def _bm3d_blind_ct(factor: float | None) -> Method:
     from ldct_invrep.baselines.bm3d import DEFAULT_BLIND_FACTOR, bm3d_blind
 
+    _require_bm3d("bm3d_blind")
     fitted = "" if factor is not None else " (the factor fitted on the default model's simulated training pairs)"
     factor = DEFAULT_BLIND_FACTOR if factor is None else float(factor)
     text = (f"blind BM3D (bm3d package), full window [-1024, 3072] HU scaled to [0, 1], sigma = {factor:g} x each slice's "
