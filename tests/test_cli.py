@@ -411,6 +411,20 @@ def test_evaluate_table_and_json(pair3: tuple[Path, Path], tmp_path: Path) -> No
     assert json.loads(path.read_text())["windows"][0]["name"] == "lung"
 
 
+def test_evaluate_takes_threads_like_every_computing_command(pair3: tuple[Path, Path]) -> None:
+    import torch
+
+    noisy, ref = pair3
+    before = torch.get_num_threads()
+    try:
+        result = invoke("evaluate", noisy, ref, "--summary", "--threads", "1")  # was exit 2: "--threads need --pairs"
+        assert torch.get_num_threads() == 1 and "data range 400 HU" in result.stdout
+    finally:
+        torch.set_num_threads(before)
+    refused = invoke("evaluate", noisy, ref, "--bm3d-sigma", "10", code=2).stderr  # the --pairs options still need it
+    assert "--redcnn-weights need --pairs" in refused and "--threads" not in refused
+
+
 def test_evaluate_refuses_mismatched_shapes(pair3: tuple[Path, Path], sample_series: Path, tmp_path: Path) -> None:
     noisy, _ = pair3
     two = copy_slices(sample_series, tmp_path / "in2", 2)

@@ -179,8 +179,8 @@ def evaluate(
                        bm3d_sigma=bm3d_sigma, bm3d_blind_factor=bm3d_blind_factor, redcnn_weights=redcnn_weights,
                        threads=threads)
         return
-    if methods or weights or bm3d_sigma is not None or bm3d_blind_factor is not None or redcnn_weights or threads:
-        raise click.UsageError("--method, --weights, --bm3d-sigma, --bm3d-blind-factor, --redcnn-weights and --threads need --pairs")
+    if methods or weights or bm3d_sigma is not None or bm3d_blind_factor is not None or redcnn_weights:
+        raise click.UsageError("--method, --weights, --bm3d-sigma, --bm3d-blind-factor and --redcnn-weights need --pairs")
     if len(paths) < 2:
         raise click.UsageError("give at least one PRED and the REF")
     if len(labels) > len(paths) - 1:
