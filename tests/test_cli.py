@@ -103,7 +103,8 @@ def test_help_lists_commands_and_each_teaches_with_an_example() -> None:
     for name in commands:
         text = invoke(name, "--help").stdout
         assert re.search(r"Examples?:\n\s+ldct-invrep " + name, text), f"{name} --help has no example"
-    assert re.search(r"\[default:\s+denoise\s+1\s+on\s+CPU", invoke("denoise", "--help").stdout)
+    assert re.search(r"\[default:\s+1\s+on\s+CPU", invoke("denoise", "--help").stdout)
+    assert re.search(r"--batch-size.*\n?.*\[default:\s+4\]", invoke("simulate-dose", "--help").stdout)  # was denoise's wording
     assert re.search(r"Examples?:\n\s+ldct-invrep bundle export", invoke("bundle", "export", "--help").stdout)
     assert re.search(r"\[default:\s+0.25", invoke("simulate-dose", "--help").stdout)
     assert "[-160, 240]" in invoke("evaluate", "--help").stdout

@@ -34,7 +34,7 @@ def cli(debug: bool, verbose: bool) -> None:
     """Unsupervised low-dose CT denoising with LIR (Learning Invariant Representation, CVPR 2020).
 
     \b
-    Quick start (sample series shipped with the package, about 2 minutes on 2 CPU cores):
+    Quick start (sample series shipped with the package, under a minute on 2 CPU cores):
       ldct-invrep demo --output out/demo
     \b
     Typical use:

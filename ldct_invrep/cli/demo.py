@@ -134,14 +134,15 @@ def run_demo(
 
 @click.command(short_help="Simulate, denoise and evaluate the sample series shipped with the package.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True, help="Folder for the demo outputs.")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="[default: the shipped weights]")
-@click.option("--dose-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=0.25, show_default=True, callback=finite)
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Checkpoint to denoise with. [default: the shipped weights]")
+@click.option("--dose-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=0.25, show_default=True, callback=finite,
+              help="Dose of the simulated scan as a fraction of the sample series' own (as simulate-dose).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the simulated noise.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch. [default: PyTorch's choice]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def demo(output: Path, weights: Path | None, dose_fraction: float, seed: int, device: str, threads: int | None, quiet: bool) -> None:
-    """Simulate, denoise and evaluate the CT series shipped with the package (about 2 minutes on 2 cores).
+    """Simulate, denoise and evaluate the CT series shipped with the package (under a minute on 2 CPU cores).
 
     \b
     Steps (the equivalent individual commands are printed at the end):

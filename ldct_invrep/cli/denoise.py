@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
     "flat soft tissue)^2, so a slice already at that noise is left as it is; 0: the network's output alone. "
     "[default: the checkpoint's 'reference_noise_hu', else 0]",
 )
-@series_options
+@series_options("1 on CPU (fastest there), 4 on CUDA")
 def denoise(
     input_path: Path, output: Path, weights: Path | None, device: str, threads: int | None, bf16: bool,
     self_ensemble: str | None, reference_noise: float | None,

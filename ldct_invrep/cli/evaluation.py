@@ -127,7 +127,9 @@ def evaluate_pairs(
 )
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --pairs: the LIR checkpoint (self-ensemble as its header says). [default: the shipped weights]")
-@click.option("--bm3d-sigma", type=click.FloatRange(min=0), default=None, help="With --pairs: BM3D's sigma in HU (tune it on training pairs).")
+@click.option("--bm3d-sigma", type=click.FloatRange(min=0), default=None,
+              help="With --pairs: BM3D's sigma in HU (tune it on training pairs). "
+              "[default: estimated per slice, with a warning: about 5x too low for CT]")
 @click.option("--bm3d-blind-factor", type=click.FloatRange(min=0, min_open=True), default=None,
               help="With --pairs: blind BM3D's sigma = FACTOR x each slice's noise level. [default: the factor fitted on the default model's simulated training pairs]")
 @click.option("--redcnn-weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="With --pairs: a RED-CNN checkpoint.")

@@ -25,7 +25,7 @@ def info(weights: Path | None, as_json: bool) -> None:
     \b
     Examples:
       ldct-invrep info
-      ldct-invrep info bundles/ldct_mayo/models/model.pt --json
+      ldct-invrep info my_bundle/models/model.pt --json      after: ldct-invrep bundle export ldct_simulated my_bundle/
     """
     from ldct_invrep.io.checkpoint import describe_header
     from ldct_invrep.pipelines import load_checkpoint, resolve_weights

@@ -12,33 +12,39 @@ __all__ = [
     "cpu_has_bf16", "finite", "input_arg", "output_arg", "resolve_device", "series_options", "set_threads", "threads_option",
 ]  # fmt: skip
 
-SERIES_OPTIONS = [
-    click.option("--series-uid", metavar="UID", help="SeriesInstanceUID to use when the folder holds several series."),
-    click.option("--all-series", is_flag=True, help="Process every series of the folder, each into OUTPUT/<SeriesInstanceUID>/."),
-    click.option("--recursive", "-r", is_flag=True, help="Also look for DICOM files in sub-folders."),
-    click.option("--force", is_flag=True, help="Accept a non-CT modality, and missing RescaleSlope/Intercept (stored values taken as HU)."),
-    click.option(
-        "--format", "fmt", type=click.Choice(["dicom", "nifti"]), default=None,
-        help="Output format. [default: from OUTPUT: .nii/.nii.gz -> nifti, otherwise a DICOM series folder]",
-    ),
-    click.option(
-        "--batch-size", type=click.IntRange(min=1), default=None,
-        help="Slices read and processed at a time. [default: denoise 1 on CPU (fastest there), 4 on CUDA; otherwise 4]",
-    ),
-    click.option(
-        "--overwrite", is_flag=True,
-        help="Replace an existing OUTPUT that ldct-invrep wrote, once the new output is complete. Any other "
-        "file or folder (no output marker, or holding files ldct-invrep did not write) is refused.",
-    ),
-    click.option("--quiet", "-q", is_flag=True, help="No progress bar or step messages (the final summary line is still printed)."),
-]
+def _series_options(batch_default: str) -> list[Callable[[Callable], Callable]]:
+    return [
+        click.option("--series-uid", metavar="UID", help="SeriesInstanceUID to use when the folder holds several series."),
+        click.option("--all-series", is_flag=True, help="Process every series of the folder, each into OUTPUT/<SeriesInstanceUID>/."),
+        click.option("--recursive", "-r", is_flag=True, help="Also look for DICOM files in sub-folders."),
+        click.option("--force", is_flag=True, help="Accept a non-CT modality, and missing RescaleSlope/Intercept (stored values taken as HU)."),
+        click.option(
+            "--format", "fmt", type=click.Choice(["dicom", "nifti"]), default=None,
+            help="Output format. [default: from OUTPUT: .nii/.nii.gz -> nifti, otherwise a DICOM series folder]",
+        ),
+        click.option(
+            "--batch-size", type=click.IntRange(min=1), default=None,
+            help=f"Slices read and processed at a time. [default: {batch_default}]",
+        ),
+        click.option(
+            "--overwrite", is_flag=True,
+            help="Replace an existing OUTPUT that ldct-invrep wrote, once the new output is complete. Any other "
+            "file or folder (no output marker, or holding files ldct-invrep did not write) is refused.",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar or step messages (the final summary line is still printed)."),
+    ]
 
 
-def series_options(f: Callable) -> Callable:
-    """The options of a command that reads a series and writes one (``denoise``, ``simulate-dose``)."""
-    for option in reversed(SERIES_OPTIONS):
-        f = option(f)
-    return f
+def series_options(batch_default: str) -> Callable[[Callable], Callable]:
+    """The options of a command that reads a series and writes one (``denoise``, ``simulate-dose``);
+    ``batch_default`` words that command's ``--batch-size`` default."""
+
+    def decorate(f: Callable) -> Callable:
+        for option in reversed(_series_options(batch_default)):
+            f = option(f)
+        return f
+
+    return decorate
 
 
 threads_option = click.option(

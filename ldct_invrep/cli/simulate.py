@@ -39,7 +39,7 @@ __all__ = ["simulate_dose"]
     "--threads", type=click.IntRange(min=1), default=None,
     help="CPU threads (accepted as by every computing command; the simulation runs on one thread).",
 )
-@series_options
+@series_options("4")
 def simulate_dose(
     input_path: Path, output: Path, dose_fraction: float, calibration: str, seed: int, threads: int | None,
     series_uid: str | None, all_series: bool, recursive: bool, force: bool, fmt: str | None, batch_size: int | None,
