@@ -74,7 +74,9 @@ def bundle() -> None:
 def bundle_export(name: str, target: Path) -> None:
     """Write the shipped bundle NAME to DIR (configs, docs, LICENSE, models/), ready for
     `python -m monai.bundle run --bundle_root DIR` or `ldct-invrep train DIR`. For ldct_simulated,
-    models/model.pt is a copy of the shipped weights, so its evaluate and inference configs run at once.
+    models/model.pt is a copy of the shipped weights, so its inference config runs at once; its evaluate
+    config reads the held-out slices of the training cache, which a training run builds (or, alone:
+    `python -m monai.bundle run cache_path --config_file DIR/configs/train.json --bundle_root DIR`).
     DIR must not exist yet.
 
     \b
