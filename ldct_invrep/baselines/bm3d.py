@@ -36,7 +36,8 @@ __all__ = ["DEFAULT_BLIND_FACTOR", "blind_sigma_hu", "bm3d_blind", "bm3d_denoise
 
 #: Blind BM3D's factor fitted (best mean abdomen-window PSNR, 24.17 dB; 4: 24.09, 6: 24.16) on 12 simulated
 #: *training* pairs of the default model's CT cache (open data, dose fractions 0.05-0.5) by
-#: ``benchmarks/dev_pairs.py``; docs/dev_pairs.md has the fit. Never fitted on real test pairs.
+#: ``benchmarks/dev_pairs.py`` (its run without ``--bm3d-blind-factor`` fits it and prints the fit; the docs/dev_pairs.md
+#: of today passes the factor, as it does BM3D's sigma). Never fitted on real test pairs.
 DEFAULT_BLIND_FACTOR = 5.0
 
 _MISSING = (
