@@ -1,4 +1,5 @@
-"""Error types the command line turns into one-line messages, and the OSErrors that count as bad input.
+"""Error types the command line turns into one-line messages, the OSErrors that count as bad input, and
+:func:`as_flag`, the one reading of a yes/no setting given as text.
 
 An :class:`InputError` carries its parts: the ``path`` (file, folder or argument) at fault, the ``problem``
 and any :class:`Remedy` naming a parameter. ``str(error)`` words the remedies for the Python API
@@ -12,7 +13,9 @@ import errno
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-__all__ = ["PLACE_ERRNOS", "WRITE_ERRNOS", "InputError", "Remedy", "first_line", "os_error_cause"]
+__all__ = [
+    "PLACE_ERRNOS", "WRITE_ERRNOS", "InputError", "Remedy", "as_flag", "first_line", "input_error_cause", "os_error_cause",
+]  # fmt: skip
 
 #: ``OSError`` numbers of the place being written (disk full, quota, read-only, file too large): not bugs.
 WRITE_ERRNOS = frozenset(
@@ -68,6 +71,20 @@ class InputError(ValueError):
         return " ".join(self._line("".join(r.for_cli(options) for r in self.remedies)).split())
 
 
+def input_error_cause(exc: BaseException) -> InputError | None:
+    """The :class:`InputError` an exception is or wraps, if any: MONAI re-raises the error of a config expression
+    as ``RuntimeError("Failed to evaluate ConfigExpression ...")`` and of a transform as ``RuntimeError("applying
+    transform ...")``, each from the one before (bundles under ``monai.bundle run`` and ``ldct-invrep train``)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, InputError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def os_error_cause(exc: BaseException) -> OSError | None:
     """The first ``OSError`` with an errno in ``exc`` and its causes: libraries re-raise a write's ``OSError``
     without its errno (pydicom: ``OSError("With tag (7FE0,0010) got exception: ...")`` from the real one)."""
@@ -85,3 +102,21 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     """``exc``'s message on one line, at most ``limit`` characters (its type's name when it has none)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_FLAG_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def as_flag(value: object, name: str) -> bool:
+    """The yes/no setting ``name`` as a bool: a bool, 0 or 1, or one of true/false/yes/no/1/0 in any case.
+
+    ``python -m monai.bundle run --overwrite false`` passes the *string* ``'false'`` (its command line reads only
+    ``True``/``False`` as booleans), which ``bool()`` would take as true; anything else raises :class:`InputError`.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _FLAG_WORDS:
+        return _FLAG_WORDS[value.strip().lower()]
+    raise InputError(f"{name} {value!r}: not a yes/no value (True or False)")

@@ -19,6 +19,7 @@ from monai.inferers import SimpleInferer
 from torch import nn
 
 from ldct_invrep.cpu_memory import retain_freed_memory
+from ldct_invrep.errors import InputError
 from ldct_invrep.inferers import SelfEnsembleInferer
 from ldct_invrep.transforms.reference_noise import blend_slices_to_reference_noise, check_reference_noise
 from ldct_invrep.transforms.windowing import NETWORK_HU_RANGE, hu_to_net, keep_outside_window, net_to_hu
@@ -43,25 +44,45 @@ def memory_format(device: str | torch.device) -> torch.memory_format:
     return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
 
 
-def self_ensemble_size(header: dict[str, Any], chosen: int | None = None) -> int:
+def self_ensemble_size(header: dict[str, Any], chosen: Any = None) -> int:
     """``chosen`` when given, else the header's ``self_ensemble`` (else 1): how a checkpoint is run, by
-    :meth:`SliceDenoiser.from_header` and the bundles' evaluate and inference configs."""
-    return int(chosen) if chosen is not None else int(header.get("self_ensemble", 1))
+    :meth:`SliceDenoiser.from_header` and the bundles' evaluate and inference configs. A ``chosen`` that is not one
+    of :data:`~ldct_invrep.io.checkpoint.SELF_ENSEMBLE_SIZES` (``--self_ensemble 3``) raises ``InputError``."""
+    from ldct_invrep.io.checkpoint import SELF_ENSEMBLE_SIZES
+
+    if chosen is None:
+        return int(header.get("self_ensemble", 1))
+    if isinstance(chosen, bool) or str(chosen).strip() not in {str(n) for n in SELF_ENSEMBLE_SIZES}:
+        raise InputError(f"self_ensemble must be one of {', '.join(map(str, SELF_ENSEMBLE_SIZES))}, got {chosen!r}")
+    return int(chosen)
 
 
-def reference_noise_level(header: dict[str, Any], chosen: float | None = None) -> float:
+def reference_noise_level(header: dict[str, Any], chosen: Any = None) -> float:
     """``chosen`` when given, else the header's ``reference_noise_hu`` (else 0, no blending): by
-    :meth:`SliceDenoiser.from_header` and the CT bundles' ``ReferenceNoiseBlendd``."""
-    return float(chosen) if chosen is not None else float(header.get("reference_noise_hu", 0.0))
+    :meth:`SliceDenoiser.from_header` and the CT bundles' ``ReferenceNoiseBlendd``. A ``chosen`` that is not a
+    finite number >= 0 HU raises ``InputError``."""
+    if chosen is None:
+        return float(header.get("reference_noise_hu", 0.0))
+    try:
+        if isinstance(chosen, bool):
+            raise TypeError(chosen)
+        return check_reference_noise(float(chosen))
+    except (TypeError, ValueError):
+        raise InputError(f"reference_noise_hu must be a finite number >= 0 (HU), got {chosen!r}") from None
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` picks CUDA when available, else CPU; ``cuda`` without a GPU is a usage error."""
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` picks CUDA when available, else CPU; ``cuda`` without a GPU and a name torch does not know are
+    bad input (``InputError``; the CLI's ``--device``, the bundles' ``device``, checked in their ``initialize``)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"--device {device}: not a device name (cpu, cuda, cuda:N)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA device is available")
+    return resolved
 
 
 class SliceDenoiser:

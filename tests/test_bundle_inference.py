@@ -20,7 +20,7 @@ from _helpers import one_thread_fixture, write_ct_slice
 from conftest import REPO_ROOT
 from PIL import Image
 from pydicom.uid import generate_uid
-from test_cli import copy_slices, invoke, make_tiny_weights
+from test_cli import copy_slices, invoke, make_tiny_weights, output_files
 
 from ldct_invrep.data.natural import from_net, load_image_8bit, to_net
 from ldct_invrep.errors import InputError
@@ -179,8 +179,9 @@ def test_save_derived_series_reads_the_source_from_the_metadata(sample_series: P
     item = load({"image": str(series)})
     writer = SaveDerivedSeriesd("image", source_key="source_hu", output_dir=tmp_path / "out")
     writer(item)
-    assert writer.n_slices == 2 and writer.written == [str(tmp_path / "out")]  # the sample has no SeriesInstanceUID
-    np.testing.assert_array_equal(stored_pixels(tmp_path / "out"), stored_pixels(series))
+    out = tmp_path / "out" / "unknown-series"  # the sample has no SeriesInstanceUID (was written to out/ itself)
+    assert writer.n_slices == 2 and writer.written == [str(out)]
+    np.testing.assert_array_equal(stored_pixels(out), stored_pixels(series))
 
 
 def test_restore_outside_window_numpy_and_torch() -> None:
@@ -241,7 +242,7 @@ def test_natural_awgn_inference_command_equals_python_api(tmp_path: Path) -> Non
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "denoised 2 images" in done.stderr and "self-ensemble 4" in done.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert [p.name for p in output_files(tmp_path / "out")] == ["a.png", "b.png"]  # and the output marker
     for name in ("a", "b"):
         got = _png_channels_first(tmp_path / "out" / f"{name}.png")
         assert got.shape[0] == 3 and Image.open(tmp_path / "out" / f"{name}.png").mode == "RGB"

@@ -60,7 +60,7 @@ def test_bundle_inference_cli_and_torchscript_read_one_checkpoint(
         run_id="run", config_file=str(bundle / "configs" / "inference.json"), logging_file=False,
         bundle_root=str(bundle), input_dir=str(series), output_dir=str(tmp_path / "by_bundle"),
     )  # fmt: skip
-    by_bundle = tmp_path / "by_bundle"  # <output_dir>/<SeriesInstanceUID>; the sample series has none
+    by_bundle = tmp_path / "by_bundle" / "unknown-series"  # <output_dir>/<SeriesInstanceUID>; the sample series has none
     result = invoke("denoise", series, tmp_path / "by_cli", "--weights", bundle / "models" / "model.pt", "--threads", 1)
     assert "self-ensemble of 4" in result.stderr and "batch 1" in result.stderr  # header default; CPU batch 1
     cli_pixels = stored_pixels(tmp_path / "by_cli")

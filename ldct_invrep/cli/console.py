@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from ldct_invrep.errors import PLACE_ERRNOS, InputError, first_line
+from ldct_invrep.errors import PLACE_ERRNOS, InputError, first_line, input_error_cause
 
 __all__ = [
     "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CLIError", "ExitStatusGroup", "Terminated", "first_line",
@@ -66,19 +66,6 @@ class CLIError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
         if self.hint:
             click.echo(f"hint: {self.hint}", err=True)
-
-
-def input_error_cause(exc: BaseException) -> InputError | None:
-    """The :class:`InputError` an exception wraps, if any: MONAI's config parser re-raises the error of an
-    expression as ``RuntimeError("Failed to evaluate ConfigExpression ...")`` from it (bundles under ``train``)."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, InputError):
-            return cause
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return None
 
 
 def _echo_err(line: str) -> None:

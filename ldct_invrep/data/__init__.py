@@ -27,6 +27,7 @@ _WHERE = {
     "load_ct_training_cache": "ldct_invrep.data.ct_cache",
     "load_datalist": "ldct_invrep.data.datalist",
     "load_image_8bit": "ldct_invrep.data.natural",
+    "load_paired_datalist": "ldct_invrep.data.datalist",
     "load_manifest": "ldct_invrep.data.manifests",
     "manifest_dir": "ldct_invrep.data.manifests",
     "noisy_test_set": "ldct_invrep.data.noisy_sets",

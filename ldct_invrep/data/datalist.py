@@ -82,6 +82,19 @@ def load_datalist(
     return entries
 
 
+def load_paired_datalist(path: str | Path, section: str = "test", base_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """The entries of ``section`` as ``{"noisy": path, "clean": path}`` pairs (:func:`load_datalist` with
+    ``check_exists``), for evaluation: an empty section, or an entry without both paths (a datalist with
+    ``image``/``label`` keys), raises ``InputError`` naming the datalist, rather than scoring nothing."""
+    entries = load_datalist(path, section, base_dir=base_dir, check_exists=True)
+    if not entries:
+        raise InputError(f"{path}: section '{section}' is empty")
+    for i, entry in enumerate(entries):
+        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("noisy", "clean"))):
+            raise InputError(f"{path}: entry {i} of '{section}' is not a pair (needs 'noisy' and 'clean' paths)")
+    return entries
+
+
 def write_datalist(
     path: str | Path,
     sections: Mapping[str, Sequence[Mapping[str, Any]]],

@@ -235,7 +235,10 @@ class PairedSliceDataset(Dataset):
         noisy = _as_chw(self.noisy[index], f"noisy[{index}]")
         clean = _as_chw(self.clean[index], f"clean[{index}]")
         if noisy.shape != clean.shape:
-            raise InputError(f"pair {index}: noisy shape {noisy.shape} != clean shape {clean.shape}")
+            where = f"pair {index}"
+            if hasattr(self.noisy, "paths") and hasattr(self.clean, "paths"):  # DicomSliceSequence: name the files
+                where = f"{self.noisy.paths[index]} and {self.clean.paths[index]} (pair {index})"
+            raise InputError(f"{where}: noisy shape {noisy.shape} != clean shape {clean.shape}")
         item = {
             "noisy": torch.from_numpy(np.array(noisy, copy=True)),
             "clean": torch.from_numpy(np.array(clean, copy=True)),

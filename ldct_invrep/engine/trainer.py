@@ -21,6 +21,8 @@ from monai.engines.utils import default_metric_cmp_fn
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 
+from ldct_invrep.errors import InputError, as_flag
+
 from .optim import unwrap
 
 __all__ = [
@@ -32,6 +34,19 @@ __all__ = [
 ]
 
 AutocastFactory = Callable[[], contextlib.AbstractContextManager]
+
+
+def _check_patch_size(loader: Any, discriminators: nn.Module) -> None:
+    """Refuse, before the first iteration, training patches smaller than the discriminators take (the bundles'
+    ``patch_size`` against ``MultiScaleDiscriminator.min_size``, from their layers and scales)."""
+    from ldct_invrep.networks.discriminators import MultiScaleDiscriminator
+
+    patch = getattr(getattr(loader, "dataset", None), "patch_size", None)
+    need = max((m.min_size for m in unwrap(discriminators).modules() if isinstance(m, MultiScaleDiscriminator)), default=0)
+    if isinstance(patch, int) and patch < need:
+        raise InputError(
+            f"patch_size {patch}: the discriminators take patches of at least {need}x{need} (their layers and scales)"
+        )
 
 
 def prepare_unpaired_batch(
@@ -183,8 +198,10 @@ class LIRTrainer(Trainer):
         to_kwargs: dict | None = None,
         amp_kwargs: dict | None = None,
     ) -> None:
+        amp = as_flag(amp, "bf16")
         if amp and amp_dtype != torch.bfloat16:
             raise ValueError("LIRTrainer: only bfloat16 autocast is supported (float16 would need gradient scalers)")
+        _check_patch_size(train_data_loader, discriminators)
         super().__init__(
             device=device,
             max_epochs=max_epochs,

@@ -39,15 +39,9 @@ def load_pairs_from_datalist(path: str | Path, section: str = "test", base_dir: 
     ``section``; p is anything :func:`ldct_invrep.data.datalist.read_entry_image` reads (DICOM, NIfTI,
     .npy, TIFF, MATLAB .mat; a volume gives one pair per slice). All files are checked to exist before the
     first pair is read."""
-    from ldct_invrep.data.datalist import load_datalist
+    from ldct_invrep.data.datalist import load_paired_datalist
 
-    entries = load_datalist(path, section, base_dir=base_dir, check_exists=True)
-    if not entries:
-        raise InputError(f"{path}: section '{section}' is empty")
-    for i, entry in enumerate(entries):
-        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("noisy", "clean"))):
-            raise InputError(f"{path}: entry {i} of '{section}' is not a pair (needs 'noisy' and 'clean' paths)")
-    return _iter_datalist_pairs(entries)
+    return _iter_datalist_pairs(load_paired_datalist(path, section, base_dir=base_dir))
 
 
 def _iter_datalist_pairs(entries: list[dict[str, Any]]) -> Iterator[Pair]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ldct_invrep.io.atomic import (
     OUTPUT_MARKER,
+    StagedOutputDir,
     atomic_output_dir,
     atomic_output_file,
     atomic_replace,
@@ -34,6 +35,7 @@ from ldct_invrep.io.dicom_write import (
     DerivedSeriesPaths,
     DerivedSeriesWriter,
     hu_to_stored,
+    series_folder_name,
     storable_hu_range,
     write_derived_series,
 )
@@ -56,6 +58,7 @@ __all__ = [
     "OUTPUT_MARKER",
     "SaveDerivedSeriesd",
     "SeriesInfo",
+    "StagedOutputDir",
     "atomic_output_dir",
     "atomic_output_file",
     "atomic_replace",
@@ -73,6 +76,7 @@ __all__ = [
     "scan_all_series",
     "scan_folder",
     "scan_series",
+    "series_folder_name",
     "storable_hu_range",
     "write_derived_series",
     "write_nifti",

@@ -29,6 +29,7 @@ import shutil
 import socket
 import tempfile
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,12 +37,13 @@ from pathlib import Path
 from ldct_invrep import __version__
 from ldct_invrep.errors import PLACE_ERRNOS as _PLACE_ERRNOS
 from ldct_invrep.errors import WRITE_ERRNOS as _WRITE_ERRNOS
-from ldct_invrep.errors import InputError, Remedy, os_error_cause
+from ldct_invrep.errors import InputError, Remedy, as_flag, os_error_cause
 
 __all__ = [
     "JSON_STAMP_KEY",
     "OUTPUT_MARKER",
     "OWNER",
+    "StagedOutputDir",
     "atomic_output_dir",
     "atomic_output_file",
     "atomic_replace",
@@ -311,6 +313,34 @@ def atomic_output_dir(target: str | os.PathLike, overwrite: bool = False) -> Ite
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class StagedOutputDir:
+    """:func:`atomic_output_dir` for writers that cannot run inside a ``with`` block (a MONAI bundle's
+    ``SaveImaged``, whose run ends in the config's ``finalize``): write into :attr:`path`, then :meth:`commit`.
+
+    ``target`` is checked when this is made, before anything is written: not one of ``inputs``, inside or around
+    one (:func:`check_output_location`), not existing unless ``overwrite`` and ours. Until :meth:`commit` nothing
+    is at ``target``, and a run that never commits (an exception) leaves nothing behind: the temporary folder is
+    removed when this object is collected or the interpreter exits (a killed run's by the next run,
+    :func:`clean_stale_temporaries`).
+    """
+
+    def __init__(self, target: str | os.PathLike, overwrite: bool = False, inputs: Iterable[str | os.PathLike | None] = ()) -> None:
+        for read in inputs:
+            if read is not None:
+                check_output_location(read, target)
+        self.target = Path(target).expanduser().absolute()
+        self._ctx = atomic_output_dir(self.target, as_flag(overwrite, "overwrite"))
+        self.path: Path = self._ctx.__enter__()
+        error = RuntimeError(f"{self.target}: the output was not completed")
+        self._discard = weakref.finalize(self, self._ctx.__exit__, RuntimeError, error, None)
+
+    def commit(self) -> Path:
+        """Move everything written into :attr:`path` to ``target`` (marked as ldct-invrep's); returns ``target``."""
+        if self._discard.detach() is not None:
+            self._ctx.__exit__(None, None, None)
+        return self.target
 
 
 @contextmanager

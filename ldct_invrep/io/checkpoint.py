@@ -47,7 +47,9 @@ __all__ = [
     "FORMAT_VERSION",
     "HEADER_TITLES",
     "TORCHSCRIPT",
+    "check_finite_weights",
     "check_header",
+    "check_image_channels",
     "checkpoint_text",
     "describe_header",
     "header_value_text",
@@ -125,12 +127,15 @@ def _torchscript_header(extra: dict[str, str]) -> dict[str, Any]:
     return header
 
 
-def read_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> tuple[dict[str, Any], Any]:
+def read_checkpoint(
+    path: str | os.PathLike[str], map_location: Any = "cpu", plain_state_dict: bool = False
+) -> tuple[dict[str, Any], Any]:
     """``(header, weights)``: for an ldct-invrep checkpoint the header and its state dict, for a TorchScript
-    file a header ``{"format": "torchscript", ...}`` and the loaded ``ScriptModule``.
+    file a header ``{"format": "torchscript", ...}`` and the loaded ``ScriptModule``; with ``plain_state_dict``
+    also ``({}, state dict)`` for a plain Restorer state dict (the bundles build its network from their preset).
 
     Raises :class:`~ldct_invrep.errors.InputError` naming the file when it is missing, unreadable, a plain
-    state dict (no network config), of another format or newer than this ldct-invrep.
+    state dict (no network config; unless ``plain_state_dict``), of another format or newer than this ldct-invrep.
     """
     import torch
 
@@ -158,16 +163,35 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         raise InputError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         if isinstance(payload, dict) and payload and all(hasattr(v, "shape") for v in payload.values()):
+            if plain_state_dict:
+                return {}, payload
             raise InputError(
                 f"{path}: a plain state dict without the network config, not an {FORMAT} checkpoint; "
                 "export it with ldct_invrep.recipes.export_restorer or load it through a bundle's inference.json"
             )
-        raise InputError(f"{path}: not an {FORMAT} checkpoint")
+        other = payload.get("format") if isinstance(payload, dict) else None
+        raise InputError(f"{path}: not an {FORMAT} checkpoint" + (f" (its format is {other!r})" if isinstance(other, str) else ""))
     try:
         header = json.loads(payload["header_json"])
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"{path}: checkpoint header is not valid JSON ({type(err).__name__})") from err
     return check_header(path, header), payload.get("state_dict")
+
+
+def check_image_channels(path: str | os.PathLike[str], header: Mapping[str, Any], channels: int, remedy: str = "") -> None:
+    """Raise :class:`InputError` naming ``path`` when the network of ``header`` takes images of another number of
+    channels than ``channels`` (1: CT slices or grey images, 3: colour images): a colour natural-image model given
+    to CT, or the reverse, which would otherwise fail inside the first convolution. ``remedy`` ends the message.
+    A header without a network config (TorchScript, plain state dict) is not checked."""
+    config = header.get("config")
+    if not isinstance(config, Mapping):
+        return
+    have = config.get("in_channels", 1)
+    if have != channels:
+        def text(n: Any) -> str:
+            return {1: "1-channel images (CT slices or grey images)", 3: "3-channel (colour) images"}.get(n, f"{n}-channel images")
+
+        raise InputError(f"{path}: a network for {text(have)}, not for {text(channels)}{remedy}")
 
 
 def check_header(path: str | os.PathLike[str], header: Any) -> dict[str, Any]:
@@ -229,8 +253,15 @@ def _check_weights(path: str | os.PathLike[str], config: Any, state: Any) -> Non
             f"{path}: weights do not match the stored config (which asks for {n_expected:,} values; "
             f"first mismatch: {wrong[0]})"
         )
+    check_finite_weights(path, state)
+
+
+def check_finite_weights(path: str | os.PathLike[str], state: Mapping[str, Any]) -> None:
+    """Raise :class:`InputError` naming ``path`` and the tensor when a floating-point weight is NaN or infinite."""
+    import torch
+
     for name, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise InputError(f"{path}: weights contain NaN or infinite values ({name}); the checkpoint is broken")
 
 

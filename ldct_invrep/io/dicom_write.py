@@ -13,6 +13,7 @@ import copy
 import datetime
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,11 +35,24 @@ __all__ = [
     "DerivedSeriesWriter",
     "hu_to_stored",
     "keep_padding",
+    "series_folder_name",
     "storable_hu_range",
     "write_derived_series",
 ]
 
 logger = logging.getLogger(LOGGER_NAME)
+
+#: Folder name of a derived series whose source has no SeriesInstanceUID (:func:`series_folder_name`).
+UNKNOWN_SERIES = "unknown-series"
+
+
+def series_folder_name(series_uid: str) -> str:
+    """The folder a derived series goes in among the outputs of several series (``denoise --all-series``, the CT
+    bundles' ``<output_dir>/<name>/``): the source's SeriesInstanceUID, :data:`UNKNOWN_SERIES` without one.
+    Characters a UID cannot hold become ``_``, so a damaged or hostile file's ``../../x`` stays inside the output."""
+    name = re.sub(r"[^0-9A-Za-z._-]", "_", series_uid.strip()).lstrip(".")
+    return name or UNKNOWN_SERIES
+
 
 # Elements that describe the source's (possibly compressed) pixel data and must not survive a re-encode.
 _STALE_PIXEL_TAGS = (

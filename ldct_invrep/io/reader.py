@@ -8,6 +8,10 @@ sort along the slice normal, several series refused, pylibjpeg decoding, rescale
 :class:`~ldct_invrep.errors.InputError`). The output follows MONAI's ITKReader convention: array axes
 (col, row, slice) i.e. (x, y, z) unless ``reverse_indexing``, affine from those indices to RAS mm
 (LPS with ``affine_lps_to_ras=False``), no channel axis.
+
+Both readers return a file they cannot read as a :class:`_ReadFailure` that :meth:`get_data` raises: when a
+reader's ``read`` raises, ``LoadImage`` tries its other readers (pydicom, nibabel, PIL, ...), which would read
+a NIfTI file as a CT series, or replace the reader's one-line ``InputError`` with another library's error.
 """
 
 from __future__ import annotations
@@ -24,6 +28,19 @@ from ldct_invrep.io.dicom_read import DicomSeries, read_series
 from ldct_invrep.io.dicom_scan import scan_folder
 
 __all__ = ["Image8bitReader", "LIRDicomReader"]
+
+
+class _ReadFailure:
+    """What ``read`` returns for a file it could not read: ``get_data`` raises ``error`` (``LoadImage`` does not
+    try other readers after ``get_data``)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    @staticmethod
+    def check(img: object) -> None:
+        if isinstance(img, _ReadFailure):
+            raise img.error
 
 
 class LIRDicomReader(ImageReader):
@@ -74,7 +91,10 @@ class LIRDicomReader(ImageReader):
             allow_single_slice=self.allow_single_slice,
         )
         options.update(kwargs)
-        series = [read_series(name, **options) for name in ensure_tuple(data)]
+        try:
+            series = [read_series(name, **options) for name in ensure_tuple(data)]
+        except Exception as err:  # noqa: BLE001 - raised by get_data (module docstring)
+            return _ReadFailure(err)  # type: ignore[return-value]
         return series if len(series) > 1 else series[0]
 
     def _meta(self, series: DicomSeries) -> dict:
@@ -104,6 +124,7 @@ class LIRDicomReader(ImageReader):
 
     def get_data(self, img: DicomSeries | Sequence[DicomSeries]) -> tuple[np.ndarray, dict]:
         """(array, meta): float32 HU, (x, y, z) or (slice, row, col); several series -> channel-first stack."""
+        _ReadFailure.check(img)
         series_list = list(img) if isinstance(img, (list, tuple)) else [img]
         arrays, metas = [], []
         for series in series_list:
@@ -142,11 +163,15 @@ class Image8bitReader(ImageReader):
     def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs) -> np.ndarray | list[np.ndarray]:
         from ldct_invrep.data.natural import load_image_8bit
 
-        images = [load_image_8bit(name, self.channels) for name in ensure_tuple(data)]
+        try:
+            images = [load_image_8bit(name, self.channels) for name in ensure_tuple(data)]
+        except Exception as err:  # noqa: BLE001 - raised by get_data (module docstring)
+            return _ReadFailure(err)  # type: ignore[return-value]
         return images if len(images) > 1 else images[0]
 
     def get_data(self, img: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, dict]:
         """(array, meta): one image ``(channels, H, W)``; several images of one size concatenated as channels."""
+        _ReadFailure.check(img)
         images = list(img) if isinstance(img, (list, tuple)) else [img]
         array = np.concatenate(images, axis=0) if len(images) > 1 else images[0]
         meta = {

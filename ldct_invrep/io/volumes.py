@@ -18,7 +18,7 @@ from ldct_invrep.errors import InputError, Remedy
 from ldct_invrep.io.atomic import atomic_output_dir, check_output_location, check_replaceable
 from ldct_invrep.io.dicom_read import scan_all_series, scan_series
 from ldct_invrep.io.dicom_series import SeriesInfo
-from ldct_invrep.io.dicom_write import DerivedSeriesWriter
+from ldct_invrep.io.dicom_write import DerivedSeriesWriter, series_folder_name
 from ldct_invrep.io.nifti import NiftiVolume, read_nifti, write_nifti
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ def write_volumes(
         else:
             with atomic_output_dir(output, overwrite=overwrite) as tmp:
                 for vol in volumes:
-                    name = vol.series_uid or "unknown-series"
+                    name = series_folder_name(vol.series_uid)
                     target = tmp / (f"{name}.nii.gz" if fmt == "nifti" else name)
                     _write_one(vol, target, fmt, fn, batch_size, False, bar, writer_kwargs)
     return total

@@ -16,8 +16,9 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from ldct_invrep.errors import as_flag
 from ldct_invrep.io.dicom_read import scan_series
-from ldct_invrep.io.dicom_write import DerivedSeriesWriter
+from ldct_invrep.io.dicom_write import DerivedSeriesWriter, series_folder_name
 
 __all__ = ["SaveDerivedSeriesd"]
 
@@ -31,7 +32,8 @@ def _slices(array: Any) -> np.ndarray:
 
 class SaveDerivedSeriesd(MapTransform):
     """Write ``keys`` (HU, slice first: ``LIRDicomReader(reverse_indexing=True)``, channel or not) as a derived
-    series of the series it was read from, to ``output_dir/<SeriesInstanceUID>/``.
+    series of the series it was read from, to ``output_dir/<SeriesInstanceUID>/`` (``io.series_folder_name``:
+    ``unknown-series`` for a source without one).
 
     The source is found from ``source_key``'s metadata (``filename_or_obj`` and ``series_uid`` of the
     reader); its values, the input as read, keep pixel padding exact (``DerivedSeriesWriter.write``'s
@@ -54,7 +56,7 @@ class SaveDerivedSeriesd(MapTransform):
         self.source_key = source_key
         self.output_dir = Path(output_dir)
         self.method = method
-        self.overwrite = bool(overwrite)
+        self.overwrite = as_flag(overwrite, "overwrite")
         self.derivation_description = derivation_description
         self.written: list[str] = []
         self.n_slices = 0
@@ -69,7 +71,7 @@ class SaveDerivedSeriesd(MapTransform):
             hu = _slices(d[key])
             if hu.shape != info.shape:
                 raise ValueError(f"{key}: shape {hu.shape}, the source series {info.source} is {info.shape}")
-            target = self.output_dir / info.series_uid
+            target = self.output_dir / series_folder_name(info.series_uid)
             with DerivedSeriesWriter(
                 info, target, method=self.method, overwrite=self.overwrite,
                 derivation_description=self.derivation_description,

@@ -62,10 +62,13 @@ def load_denoiser(
     reference_noise_hu: float | None = None,
 ) -> tuple[SliceDenoiser, dict[str, Any]]:
     """``(SliceDenoiser, header)`` for the checkpoint at ``weights_path``, run as its header says
-    (``SliceDenoiser.from_header``) unless ``self_ensemble`` or ``reference_noise_hu`` is given."""
+    (``SliceDenoiser.from_header``) unless ``self_ensemble`` or ``reference_noise_hu`` is given. A network for
+    colour images (a natural-image bundle's) is refused: CT slices have one channel."""
     from ldct_invrep.inference import SliceDenoiser
+    from ldct_invrep.io.checkpoint import check_image_channels
 
     restorer, header = load_checkpoint(weights_path)
+    check_image_channels(weights_path, header, 1)
     denoiser = SliceDenoiser.from_header(
         restorer, header, device=device, batch_size=batch_size, bf16=bf16, self_ensemble=self_ensemble,
         reference_noise_hu=reference_noise_hu,

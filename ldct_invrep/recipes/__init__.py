@@ -9,12 +9,12 @@ config, validation slices and image grid), ``natural`` (natural-image sets), ``c
 Mayo datalist, paired slices), ``metric_views`` (what metrics see), ``weights`` (export, load, header),
 ``datalists`` (inference inputs) and ``reporting`` (summary line and metric table). Configs name everything
 as ``ldct_invrep.recipes.<name>``, so this package exports all of it, with the two header rules of
-``ldct_invrep.inference`` the inference configs use.
+``ldct_invrep.inference`` the inference configs use and its device check.
 """
 
 from __future__ import annotations
 
-from ldct_invrep.inference import reference_noise_level, self_ensemble_size
+from ldct_invrep.inference import reference_noise_level, resolve_device, self_ensemble_size
 from ldct_invrep.recipes.ct_data import (
     HELD_OUT_PATIENTS,
     ensure_ct_cache,
@@ -25,7 +25,7 @@ from ldct_invrep.recipes.ct_data import (
 from ldct_invrep.recipes.datalists import image_datalist, series_datalist
 from ldct_invrep.recipes.metric_views import natural_output, windowed_output
 from ldct_invrep.recipes.natural import natural_test_items, natural_unpaired_images
-from ldct_invrep.recipes.reporting import print_inference_summary, summarize_metrics
+from ldct_invrep.recipes.reporting import print_inference_summary, report_input_errors, summarize_metrics
 from ldct_invrep.recipes.training import lir_config, validation_image_grid, validation_indices
 from ldct_invrep.recipes.weights import (
     bundle_checkpoint,
@@ -56,6 +56,8 @@ __all__ = [
     "paired_dicom_dataset",
     "print_inference_summary",
     "reference_noise_level",
+    "report_input_errors",
+    "resolve_device",
     "restorer_config",
     "self_ensemble_size",
     "series_datalist",

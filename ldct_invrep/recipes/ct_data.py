@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ldct_invrep.errors import InputError
+from ldct_invrep.errors import InputError, as_flag
 
 __all__ = ["HELD_OUT_PATIENTS", "ensure_ct_cache", "ensure_mayo_datalist", "open_ct_sources", "paired_dicom_dataset"]
 
@@ -90,6 +90,7 @@ def ensure_ct_cache(
     from ldct_invrep.data import build_ct_training_cache
 
     srcs, tests = [str(s) for s in sources], [str(s) for s in test_sources]
+    rebuild = as_flag(rebuild, "rebuild_cache")
     for s in srcs + tests:
         if not os.path.exists(s):
             raise InputError(f"{s}: CT source not found (set --dataset_dir or --ct_sources)")
@@ -172,6 +173,7 @@ def ensure_mayo_datalist(
     from ldct_invrep.data import IncompleteDatasetError, format_report, prepare
 
     path = Path(datalist)
+    accept_incomplete = as_flag(accept_incomplete, "accept_incomplete")
     if path.is_file():
         return str(path)
     if dataset_dir is None:

@@ -87,12 +87,18 @@ def natural_test_items(
 
     ``noise="awgn"`` adds white Gaussian noise of a fixed ``sigma`` (0-255 scale; BSD68 at 25, 35, 50,
     paper Table 1); ``"poisson"`` scikit-image's Poisson noise on the 8-bit values (Kodak, Table 2).
-    ``channels``: 3 colour, 1 grey. Same seed, same noisy images.
+    ``channels``: 3 colour, 1 grey. Same seed, same noisy images. An image smaller than the SSIM window the
+    bundles' metrics use (``ldct_invrep.metrics.SSIM_WIN_SIZE``) raises ``InputError`` naming it.
     """
     from ldct_invrep.data.natural import to_net
     from ldct_invrep.data.noisy_sets import noisy_test_set
+    from ldct_invrep.metrics import SSIM_WIN_SIZE
 
     test_set = noisy_test_set(folder, noise, sigma, seed, channels=channels, quantize=quantize, max_images=max_images)
+    for t in test_set:
+        if min(t.clean.shape[-2:]) < SSIM_WIN_SIZE:
+            size = "x".join(map(str, t.clean.shape[-2:]))
+            raise InputError(f"{Path(folder) / t.name}: a {size} image, smaller than the {SSIM_WIN_SIZE}x{SSIM_WIN_SIZE} SSIM window")
     return [
         {"noisy": torch.from_numpy(to_net(t.noisy)), "clean": torch.from_numpy(to_net(t.clean)), "name": t.name}
         for t in test_set

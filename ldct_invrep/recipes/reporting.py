@@ -1,16 +1,51 @@
-"""Bundle recipes for reports: the inference summary line and the evaluation's metric table (``summary.json``)."""
+"""Bundle recipes for reports: the inference summary line, the evaluation's metric table (``summary.json``) and
+bad input as one line (:func:`report_input_errors`)."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ldct_invrep.errors import input_error_cause
 from ldct_invrep.io.atomic import atomic_output_file
 
-__all__ = ["print_inference_summary", "summarize_metrics"]
+__all__ = ["print_inference_summary", "report_input_errors", "summarize_metrics"]
+
+#: Exit status of a run stopped by bad input, as the ``ldct-invrep`` commands (``cli.console.EXIT_USAGE``).
+EXIT_BAD_INPUT = 2
+
+
+def report_input_errors() -> None:
+    """End a bundle run (``python -m monai.bundle run``) stopped by bad input as the ``ldct-invrep`` commands end:
+    one line ``error: <path>: <problem>`` on stderr and exit status 2, not the traceback of every config
+    expression MONAI re-raised it through. The bundles' ``initialize`` calls it first.
+
+    ``monai.bundle`` has no error handler of its own, so this is a ``sys.excepthook``: it only sees an exception
+    nothing else caught, and passes anything that is not an :class:`~ldct_invrep.errors.InputError` (a bug) to the
+    previous hook, traceback and all; so does bad input with ``LDCT_INVREP_DEBUG=1`` (``ldct-invrep --debug``).
+    Outputs being written were already removed while the exception unwound; the exit handlers (log files) run
+    before the process ends.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "ldct_invrep_one_line", False):
+        return
+
+    def hook(exc_type, exc, tb) -> None:
+        cause = input_error_cause(exc) if isinstance(exc, Exception) else None
+        if cause is None or os.environ.get("LDCT_INVREP_DEBUG", "").lower() not in ("", "0", "false"):
+            previous(exc_type, exc, tb)
+            return
+        print(f"error: {' '.join(str(cause).split())}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        atexit._run_exitfuncs()  # noqa: SLF001 - what a normal exit runs; os._exit alone skips it
+        os._exit(EXIT_BAD_INPUT)  # the only way to another status: after the hook Python exits with 1
+
+    hook.ldct_invrep_one_line = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def print_inference_summary(

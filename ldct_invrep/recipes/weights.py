@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ldct_invrep.errors import InputError
+from ldct_invrep.errors import InputError, first_line
 from ldct_invrep.recipes.training import lir_config
 
 __all__ = [
@@ -101,20 +101,33 @@ def export_averaged_restorer(
 
 def load_restorer_weights(network: nn.Module, ckpt_file: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
     """Load ``ckpt_file`` (an ``io.checkpoint`` file such as ``models/model.pt``, or a plain Restorer state dict)
-    into ``network`` strictly; returns it in eval mode."""
-    from ldct_invrep.io.checkpoint import FORMAT
+    into ``network`` strictly; returns it in eval mode. A missing, unreadable or foreign file, weights that do
+    not fit ``network`` and weights that are not finite raise ``InputError`` naming the file."""
+    from ldct_invrep.io.checkpoint import check_finite_weights
 
     path = Path(ckpt_file)
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint file (train first, or pass --ckpt_path)")
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(state, dict) and state.get("format") == FORMAT:
-        state = state["state_dict"]
+    _, state = _read(path, map_location)
+    check_finite_weights(path, state)
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise InputError(f"{path}: weights do not fit the configured network (preset/base_channels?): {err}") from err
+        raise InputError(f"{path}: weights do not fit the configured network (preset/base_channels?): {first_line(err, 200)}") from err
     return network.eval()
+
+
+def _read(path: Path, map_location: Any = "cpu") -> tuple[dict[str, Any], Any]:
+    """``io.checkpoint.read_checkpoint`` for the bundles: a plain state dict too, a TorchScript file refused."""
+    from ldct_invrep.io.checkpoint import TORCHSCRIPT, read_checkpoint
+
+    header, weights = read_checkpoint(path, map_location, plain_state_dict=True)
+    if header.get("format") == TORCHSCRIPT:
+        raise InputError(
+            f"{path}: a TorchScript file; the bundle configs read the checkpoint it was exported from "
+            "(models/model.pt), ldct-invrep denoise --weights reads this one"
+        )
+    return header, weights
 
 
 def bundle_checkpoint(bundle_root: str | os.PathLike) -> str:
@@ -126,16 +139,20 @@ def bundle_checkpoint(bundle_root: str | os.PathLike) -> str:
     return str(own if own.is_file() or not default_weights_path().is_file() else default_weights_path())
 
 
-def checkpoint_header(ckpt_file: str | os.PathLike) -> dict[str, Any]:
+def checkpoint_header(ckpt_file: str | os.PathLike, channels: int | None = None, remedy: str = "") -> dict[str, Any]:
     """The JSON header of an ``io.checkpoint`` file, or ``{}`` for a plain state dict or a file not written yet
-    (loading the weights then names it)."""
-    from ldct_invrep.io.checkpoint import FORMAT, read_header
+    (loading the weights then names it). A file that is not a checkpoint raises ``InputError`` naming it, and so,
+    with ``channels``, does a network for another number of image channels (``io.checkpoint.check_image_channels``:
+    1 for the CT bundles, the natural-image bundles' ``channels``; ``remedy`` ends that message)."""
+    from ldct_invrep.io.checkpoint import check_image_channels
 
     path = Path(ckpt_file)
     if not path.is_file():
         return {}
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    return read_header(path) if isinstance(payload, dict) and payload.get("format") == FORMAT else {}
+    header, _ = _read(path)
+    if channels is not None:
+        check_image_channels(path, header, int(channels), remedy)
+    return header
 
 
 def restorer_config(header: dict[str, Any], preset: str = "lite", **overrides: Any):
