@@ -268,7 +268,7 @@ class IncompleteDatasetError(InputError):
     def __init__(self, report: ScanReport) -> None:
         super().__init__(
             f"{report.root}: the {report.dataset} copy is NOT OK (the report above names what); no datalist written. "
-            "Fix the copy, or accept it as it is (prepare --accept-incomplete; Python: require_ok=False)"
+            "Fix the copy, or accept it as it is (prepare --accept-incomplete; a bundle: --accept_incomplete True; Python: require_ok=False)"
         )
         self.report = report
 
