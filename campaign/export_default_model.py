@@ -28,11 +28,13 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 from ldct_invrep.engine.checkpoint import average_checkpoints, checkpoint_iterations  # noqa: E402
 from ldct_invrep.io.checkpoint import SELF_ENSEMBLE_SIZES, save_restorer  # noqa: E402
 from ldct_invrep.networks import LIRNet, get_config  # noqa: E402
 from ldct_invrep.recipes import HELD_OUT_PATIENTS  # noqa: E402
+from ct_default_model import network_overrides  # noqa: E402 (the campaign's --base-channels/--n-res, read alike)
 
 
 def main() -> None:
@@ -51,7 +53,7 @@ def main() -> None:
     args = p.parse_args()
     if (args.mean is None) == (args.average_from is None):
         p.error("give --average-from (checkpoints of --run) or --mean (a campaign's running mean), one of them")
-    overrides = {k: v for k, v in (("base_channels", args.base_channels), ("n_res", args.n_res)) if v is not None}
+    overrides = network_overrides(args)
     net = LIRNet(get_config("ct", **overrides))
     if args.mean is not None:
         saved = torch.load(args.mean, map_location="cpu", weights_only=True)
