@@ -1,5 +1,5 @@
 """Error types the command line turns into one-line messages, the OSErrors that count as bad input, and
-:func:`as_flag`, the one reading of a yes/no setting given as text.
+:func:`as_flag`, the one reading of a yes/no setting given as text; :func:`as_count`, of a whole-number one.
 
 An :class:`InputError` carries its parts: the ``path`` (file, folder or argument) at fault, the ``problem``
 and any :class:`Remedy` naming a parameter. ``str(error)`` words the remedies for the Python API
@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "PLACE_ERRNOS", "WRITE_ERRNOS", "InputError", "Remedy", "as_flag", "first_line", "input_error_cause", "os_error_cause",
+    "PLACE_ERRNOS", "WRITE_ERRNOS", "InputError", "Remedy", "as_count", "as_flag", "first_line", "input_error_cause", "os_error_cause",
 ]  # fmt: skip
 
 #: ``OSError`` numbers of the place being written (disk full, quota, read-only, file too large): not bugs.
@@ -120,3 +120,15 @@ def as_flag(value: object, name: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in _FLAG_WORDS:
         return _FLAG_WORDS[value.strip().lower()]
     raise InputError(f"{name} {value!r}: not a yes/no value (True or False)")
+
+
+def as_count(value: object, name: str, minimum: int = 1) -> int:
+    """The whole-number setting ``name`` (threads, a batch size, an iteration count) as an int ``>= minimum``.
+
+    ``python -m monai.bundle run --threads -1`` or ``--batch_size abc`` reached torch or a data loader as they
+    were and ended in a traceback of their own; anything but an int (not a bool) ``>= minimum`` raises
+    :class:`InputError` naming the setting.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{name} {value!r}: not a whole number >= {minimum}")
+    return value

@@ -70,7 +70,7 @@ def bundle_error(bundle: str, root: Path, config: str = "inference", **overrides
     """Run ``configs/<config>.json`` in process; the InputError it stopped with (MONAI wraps it)."""
     with pytest.raises(Exception) as failed:  # noqa: PT011 - MONAI's RuntimeError around ours
         monai_bundle.run(config_file=str(BUNDLES / bundle / "configs" / f"{config}.json"), logging_file=False,
-                         bundle_root=str(root), threads=1, **overrides)  # fmt: skip
+                         bundle_root=str(root), **{"threads": 1, **overrides})  # fmt: skip
     cause = input_error_cause(failed.value)
     assert cause is not None, repr(failed.value)
     return cause
@@ -201,6 +201,9 @@ def test_cli_denoise_refuses_a_colour_checkpoint(tmp_path: Path) -> None:
         ({"reference_noise_hu": -5}, "reference_noise_hu must be a finite number >= 0 (HU), got -5"),  # was ValueError
         ({"device": "gpu"}, "--device gpu: not a device name (cpu, cuda, cuda:N)"),  # was torch's RuntimeError
         ({"overwrite": "maybe"}, "overwrite 'maybe': not a yes/no value (True or False)"),
+        ({"threads": -1}, "threads -1: not a whole number >= 1"),  # was torch's RuntimeError
+        ({"batch_size": "abc"}, "batch_size 'abc': not a whole number >= 1"),  # was a TypeError
+        ({"batch_size": -2}, "batch_size -2: not a whole number >= 1"),  # was an UnboundLocalError
     ],
 )
 def test_ct_inference_bad_settings(overrides: dict, expected: str, tmp_path: Path) -> None:
@@ -208,6 +211,24 @@ def test_ct_inference_bad_settings(overrides: dict, expected: str, tmp_path: Pat
     err = bundle_error("ldct_mayo", root, input_dir=str(ct_series(tmp_path / "in" / "s").parent), output_dir=str(tmp_path / "out"), **overrides)
     assert str(err) == expected
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("bundle", ["ldct_mayo", "ldct_simulated", "natural_awgn", "natural_poisson"])
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"max_iterations": -3}, "max_iterations -3: not a whole number >= 1"),
+        ({"epoch_length": 0}, "epoch_length 0: not a whole number >= 1"),
+        ({"num_workers": -1}, "num_workers -1: not a whole number >= 0"),
+        ({"log_interval": 0}, "log_interval 0: not a whole number >= 1"),
+    ],
+)
+def test_train_whole_number_settings_refused_before_any_work(bundle: str, overrides: dict, expected: str, tmp_path: Path) -> None:
+    """``recipes.check_whole_numbers`` in train.json's ``initialize``: before, each of these ended in a traceback
+    of 20 lines or more from a config expression, exit 1."""
+    err = bundle_error(bundle, tmp_path / "train", "train", dataset_dir=str(tmp_path / "data"), **overrides)
+    assert str(err) == expected
+    assert not (tmp_path / "train").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks --device cuda without a GPU")

@@ -25,7 +25,7 @@ from ldct_invrep.recipes.ct_data import (
 from ldct_invrep.recipes.datalists import image_datalist, series_datalist
 from ldct_invrep.recipes.metric_views import natural_output, windowed_output
 from ldct_invrep.recipes.natural import natural_test_items, natural_unpaired_images
-from ldct_invrep.recipes.reporting import print_inference_summary, report_input_errors, summarize_metrics
+from ldct_invrep.recipes.reporting import check_whole_numbers, print_inference_summary, report_input_errors, summarize_metrics
 from ldct_invrep.recipes.training import lir_config, validation_image_grid, validation_indices
 from ldct_invrep.recipes.weights import (
     bundle_checkpoint,
@@ -40,6 +40,7 @@ from ldct_invrep.recipes.weights import (
 __all__ = [
     "HELD_OUT_PATIENTS",
     "bundle_checkpoint",
+    "check_whole_numbers",
     "checkpoint_header",
     "ensure_ct_cache",
     "ensure_mayo_datalist",

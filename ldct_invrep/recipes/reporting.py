@@ -1,5 +1,5 @@
 """Bundle recipes for reports: the inference summary line, the evaluation's metric table (``summary.json``) and
-bad input as one line (:func:`report_input_errors`)."""
+bad input as one line (:func:`report_input_errors`, :func:`check_whole_numbers`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ldct_invrep.errors import input_error_cause
+from ldct_invrep.errors import as_count, input_error_cause
 from ldct_invrep.io.atomic import atomic_output_file
 
-__all__ = ["print_inference_summary", "report_input_errors", "summarize_metrics"]
+__all__ = ["check_whole_numbers", "print_inference_summary", "report_input_errors", "summarize_metrics"]
 
 #: Exit status of a run stopped by bad input, as the ``ldct-invrep`` commands (``cli.console.EXIT_USAGE``).
 EXIT_BAD_INPUT = 2
@@ -46,6 +46,17 @@ def report_input_errors() -> None:
 
     hook.ldct_invrep_one_line = True  # type: ignore[attr-defined]
     sys.excepthook = hook
+
+
+def check_whole_numbers(minimum: int = 1, **settings: object) -> None:
+    """Refuse, before any work, a bundle setting that must be a whole number ``>= minimum`` and is not
+    (:func:`~ldct_invrep.errors.as_count`); ``None`` (null: the default) passes. The bundles' ``initialize``
+    calls it right after :func:`report_input_errors` with their threads, batch size and iteration counts, which
+    torch, the data loader or ignite otherwise reject in a traceback of their own, or take a negative
+    ``max_iterations`` as nothing to do."""
+    for name, value in settings.items():
+        if value is not None:
+            as_count(value, name, minimum)
 
 
 def print_inference_summary(
