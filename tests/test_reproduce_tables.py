@@ -133,3 +133,22 @@ def test_table3_groups_the_simulated_pairs_by_dose_and_runs_lir_as_its_header_sa
         rmse[fraction] = float(rows[0]["rmse_hu"])
     assert rmse["0.1"] == pytest.approx(20 / np.sqrt(0.1), rel=0.2) and rmse["0.5"] == pytest.approx(20 / np.sqrt(0.5), rel=0.2)
     assert str(tmp_path) not in doc
+
+
+def test_table2_states_the_poisson_input_level_against_the_papers_rows(tmp_path) -> None:
+    """Table 2 on tiny colour Kodak-like images: the paper's protocol (peak 256 on 8-bit values), the input's
+    measured level, and how far the paper's supervised RedNet-30 row sits from it (computed here from the table)."""
+    shared = tmp_path / "shared"
+    (shared / "kodak24").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(shared / "kodak24" / f"kodim0{i + 1}.png")
+    poisson = _lir_checkpoint(tmp_path / "poisson.pt", 44, "CBSD432 (colour)", in_channels=3, noise="poisson")
+    out = tmp_path / "results.md"
+    assert _module().main(["--out", str(out), "--shared-data", str(shared), "--tables", "2", "--natural-poisson", str(poisson),
+                           "--no-natural-bm3d", "--max-images", "2", "--crop", "32", "--quiet"]) == 0  # fmt: skip
+    doc = out.read_text()
+    input_psnr = float(re.search(r"^\| input \| (\d+\.\d\d) ±", doc, re.M).group(1))
+    assert "here a peak of 256" in doc and f"puts the input at {input_psnr:.2f} ±" in doc
+    assert f"RedNet-30 row (28.34 dB) sits {28.34 - input_psnr:+.2f} dB from this input" in doc
+    assert "Anscombe + colour BM3D scores" not in doc  # not run (--no-natural-bm3d), so not compared
