@@ -167,12 +167,20 @@ def test_dev_pairs_benchmark_tunes_on_the_cache_and_writes_one_table_per_pair(tm
         _bench_module().main(args)
 
 
-def _shipped_weights_losses(baselines: tuple[str, ...]) -> list[str]:
-    """Abdomen-window PSNR of the shipped weights (self-ensemble and blend as their header says) against each of
-    ``baselines`` on each real pair: one line per pair and baseline the weights do not beat."""
+def _abdomen_psnr(pairs: list[tuple], methods: list[str]) -> dict[str, dict[str, float]]:
+    """``{pair: {method: abdomen-window PSNR}}`` (``evaluation.evaluate_methods``; LIR as its header says)."""
+    from ldct_invrep.evaluation import build_methods, evaluate_methods
+
+    result = evaluate_methods(pairs, build_methods(methods), ("abdomen",), figure=False)
+    return {image: {m: result.summary(m, "abdomen", [image])["psnr"]["mean"] for m in result.methods} for image in result.images}
+
+
+@pytest.fixture(scope="module")
+def shipped_on_real_pairs() -> tuple[list[tuple], dict[str, dict[str, float]]]:
+    """The real pairs and the shipped weights' (self-ensemble and blend as their header says) and the input's
+    abdomen PSNR on each, computed once for both tests below."""
     from conftest import shared_path
 
-    from ldct_invrep.evaluation import build_methods, evaluate_methods
     from ldct_invrep.package_files import default_weights_path
 
     if not default_weights_path().is_file():
@@ -180,20 +188,21 @@ def _shipped_weights_losses(baselines: tuple[str, ...]) -> list[str]:
     pairs = [(p.name, p.quarter, p.full) for p in read_dev_pairs(shared_path())]
     if not pairs:
         pytest.skip("no real dev pairs under the shared data")
-    result = evaluate_methods(pairs, build_methods([*baselines, "lir"]), ("abdomen",), figure=False)
-    losses = []
-    for image in result.images:
-        psnr = {m: result.summary(m, "abdomen", [image])["psnr"]["mean"] for m in result.methods}
-        losses += [f"{image}: LIR {psnr['lir']:.2f} dB <= {m} {psnr[m]:.2f} dB" for m in baselines
-                   if psnr["lir"] <= psnr[m]]
-    return losses
+    return pairs, _abdomen_psnr(pairs, ["input", "lir"])
+
+
+def _losses(lir: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]], method: str) -> list[str]:
+    """One line per pair where the shipped weights do not beat ``method``."""
+    return [f"{image}: LIR {lir[image]['lir']:.2f} dB <= {method} {baseline[image][method]:.2f} dB"
+            for image in lir if lir[image]["lir"] <= baseline[image][method]]
 
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_shipped_weights_beat_the_input_on_every_real_dev_pair() -> None:
+def test_shipped_weights_beat_the_input_on_every_real_dev_pair(shipped_on_real_pairs) -> None:
     """Never below the quarter-dose input on a real pair (issue 12's floor)."""
-    losses = _shipped_weights_losses(("input",))
+    _, psnr = shipped_on_real_pairs
+    losses = _losses(psnr, psnr, "input")
     assert not losses, "; ".join(losses)
 
 
@@ -202,8 +211,9 @@ def test_shipped_weights_beat_the_input_on_every_real_dev_pair() -> None:
 @pytest.mark.xfail(strict=True, reason="lir_ct.pt (with its reference-noise blend) loses to blind BM3D on Mayo L506 "
                    "(-0.4 dB) and cncl (-1.4 dB); no campaign closed it (docs/shipped_weights.md). Strict: an XPASS "
                    "means new weights did, and this mark goes")
-def test_shipped_weights_beat_blind_bm3d_on_every_real_dev_pair() -> None:
+def test_shipped_weights_beat_blind_bm3d_on_every_real_dev_pair(shipped_on_real_pairs) -> None:
     """Blind BM3D (factor fitted on simulated training pairs, never on these) on each real pair."""
     pytest.importorskip("bm3d")
-    losses = _shipped_weights_losses(("bm3d_blind",))
+    pairs, psnr = shipped_on_real_pairs
+    losses = _losses(psnr, _abdomen_psnr(pairs, ["bm3d_blind"]), "bm3d_blind")
     assert not losses, "; ".join(losses)
